@@ -1,0 +1,25 @@
+"""Console-script entry point. Imports nothing but the standard library before it has cleaned sys.path.
+
+overlay-venv is run right after a release was set up, so PYTHONPATH points at the release's
+site-packages, which may hold its own (older, or other-Python) click, jinja2 or virtualenv. Those
+entries are dropped from this process's sys.path before any dependency is imported; the environment
+itself is left alone, so interpreters we start still see the release.
+"""
+
+import os
+import sys
+
+
+def _drop_pythonpath_entries() -> None:
+    pythonpath = os.environ.get("PYTHONPATH")
+    if not pythonpath or sys.flags.ignore_environment:
+        return
+    from_env = {os.path.abspath(item) for item in pythonpath.split(os.pathsep) if item}
+    sys.path[:] = [item for item in sys.path if not item or os.path.abspath(item) not in from_env]
+
+
+def main() -> None:
+    _drop_pythonpath_entries()
+    from .cli import main as cli_main
+
+    cli_main()

@@ -1,0 +1,142 @@
+"""Build a directory beside its final place and move it there in one step.
+
+An overlay is built in a hidden staging directory next to its destination and renamed into place
+only when complete, so no one ever sees half an overlay under the real name. Two things make that
+hold when the process dies without warning (SIGKILL, a node losing its job):
+
+- a *janitor*: a tiny ``sh`` started in its own session that waits for our end of a pipe to close,
+  which the kernel does however we die, and then removes the staging directory. After a successful
+  rename that directory no longer exists, so the janitor has nothing to do;
+- staging names that carry host and pid, so a later run can also clear debris whose owner is gone
+  (the janitor itself killed, a reboot).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+STAGING_PREFIX = ".overlay-venv-tmp-"
+_RENAME_EXCHANGE = 2  # from <linux/fs.h>
+_AT_FDCWD = -100
+
+
+def _host() -> str:
+    return socket.gethostname().replace("-", "_") or "host"
+
+
+def staging_name(pid: int | None = None, host: str | None = None) -> str:
+    return f"{STAGING_PREFIX}{host or _host()}-{pid or os.getpid()}-{secrets.token_hex(4)}"
+
+
+def parse_staging_name(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of a staging directory name, or None if the name is not one of ours."""
+    if not name.startswith(STAGING_PREFIX):
+        return None
+    parts = name[len(STAGING_PREFIX) :].rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(parent: Path) -> list[Path]:
+    """Remove staging directories in ``parent`` left by dead processes of this host."""
+    removed = []
+    host = _host()
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        owner = parse_staging_name(name)
+        if owner and owner[0] == host and owner[1] != os.getpid() and not _pid_alive(owner[1]):
+            shutil.rmtree(parent / name, ignore_errors=True)
+            removed.append(parent / name)
+    return removed
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE). False where not supported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+class Staging:
+    """A staging directory for ``dest``: ``with Staging(dest) as stage: build in stage.path; stage.commit()``.
+
+    Leaving the block without ``commit`` (an exception) removes the staging directory; dying removes
+    it through the janitor.
+    """
+
+    def __init__(self, dest: Path):
+        self.dest = dest
+        self.path = dest.parent / staging_name()
+        # Where the old directory goes when no atomic swap is possible; the janitor watches it too.
+        self._trash = dest.parent / staging_name()
+        self._janitor: subprocess.Popen | None = None
+
+    def __enter__(self) -> Staging:
+        remove_stale_staging(self.dest.parent)
+        self._janitor = subprocess.Popen(
+            ["/bin/sh", "-c", 'cat >/dev/null; exec rm -rf -- "$@"', "overlay-venv-janitor", str(self.path), str(self._trash)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.path.mkdir()
+        return self
+
+    def commit(self, replace: bool) -> None:
+        """Move the staging directory to ``dest``.
+
+        Without ``replace`` an existing non-empty ``dest`` (say, a concurrent create that finished
+        first) raises FileExistsError. With it the old directory is swapped out in one step where the
+        kernel allows, and removed afterwards.
+        """
+        if replace and self.dest.exists():
+            if not _exchange(self.path, self.dest):
+                # No atomic swap here (non-Linux, or a filesystem without it): two renames.
+                os.rename(self.dest, self._trash)
+                os.rename(self.path, self.dest)
+                self.path = self._trash
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        try:
+            os.rename(self.path, self.dest)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise FileExistsError(errno.EEXIST, "exists", str(self.dest)) from exc
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._janitor is not None:
+            self._janitor.stdin.close()
+            self._janitor.wait()

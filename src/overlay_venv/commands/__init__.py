@@ -1,0 +1,1 @@
+"""One module per command, each a thin click layer over a module of the same concern."""

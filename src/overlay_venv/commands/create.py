@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from ..create import CreateOptions, create_overlay
+
+
+@click.command()
+@click.argument("name", type=click.Path(path_type=Path))
+@click.option("--python", "python", metavar="PATH", help="Interpreter to build on. Default: the python3 first on PATH, which after setting up a release is the release's.")
+@click.option("--prompt", help="Name shown in the shell prompt while active. Default: the directory name.")
+@click.option("--clear", is_flag=True, help="Replace an existing overlay (never a directory that is not one).")
+@click.option("--no-pip", "pip", flag_value=False, default=True, help="Do not seed pip into the overlay.")
+@click.option("--system-site-packages/--no-system-site-packages", default=True, show_default=True, help="Let the overlay see the interpreter's own site-packages.")
+def create(name: Path, python: str | None, prompt: str | None, clear: bool, pip: bool, system_site_packages: bool) -> None:
+    """Create the overlay NAME on top of the release set up in this shell.
+
+    The overlay is built beside NAME and moved into place only when complete; pip comes from
+    virtualenv's embedded wheels, so no network is needed.
+
+    \b
+    Examples:
+        overlay-venv create myenv
+        overlay-venv create myenv --python /cvmfs/sft.cern.ch/lcg/views/LCG_105/x86_64-el9-gcc12-opt/bin/python3
+        overlay-venv create myenv --clear --prompt analysis
+    """
+    record = create_overlay(
+        CreateOptions(dest=name, python=python, prompt=prompt, system_site_packages=system_site_packages, pip=pip, clear=clear)
+    )
+    where = click.format_filename(str(name))
+    click.echo(f"created overlay {where} on {record.base.implementation} {record.base.version} ({record.base.interpreter})")
+    click.echo(f"activate it with: source {shlex.quote(str(name) + '/bin/activate')}")

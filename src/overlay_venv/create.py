@@ -1,0 +1,199 @@
+"""Creating an overlay: a virtualenv on top of a release, built aside and moved into place whole."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .activation import ActivationValues, write_activation_scripts
+from .atomic import Staging
+from .errors import OverlayError
+from .metadata import Base, OverlayRecord, is_overlay, write_record
+from .paths import path_problem, relative_to_overlay, remove_under
+from .templates import render, templates_dir
+
+HOOK_MODULE = "_overlay_venv_hook.py"
+HOOK_PTH = "_overlay_venv_hook.pth"
+# Longest shebang line the kernel reads in full (BINPRM_BUF_SIZE minus "#!" and the newline).
+MAX_SHEBANG = 127
+
+
+@dataclass
+class CreateOptions:
+    dest: Path
+    python: str | None = None
+    prompt: str | None = None
+    system_site_packages: bool = True
+    pip: bool = True
+    clear: bool = False
+    setup: str | None = None
+    keep_setup: bool = False
+
+
+def find_interpreter(python: str | None) -> str:
+    """The interpreter to build on, as an absolute path with symlinks kept: a release's ``bin/python3``
+    is often a link into the release, and the link is the stable name to record."""
+    spec = python or "python3"
+    found = shutil.which(spec) if os.sep not in spec else (spec if os.access(spec, os.X_OK) else None)
+    if not found or not os.path.isfile(found):
+        where = "on PATH" if os.sep not in spec else "there"
+        raise OverlayError(f"no Python interpreter {spec!r} {where}; set up the release first or pass --python PATH")
+    return os.path.abspath(found)
+
+
+def base_pythonpath(environ: dict[str, str]) -> str | None:
+    """PYTHONPATH as the release set it: entries of an environment active in this shell removed."""
+    value = environ.get("PYTHONPATH")
+    active = environ.get("VIRTUAL_ENV")
+    if value is not None and active:
+        value = remove_under(value, active)
+    return value
+
+
+def check_destination(dest: Path, clear: bool) -> None:
+    """Refuse, before building anything, a destination we must not or cannot write."""
+    problem = path_problem(dest)
+    if problem:
+        raise OverlayError(f"cannot create an overlay there: {problem}")
+    if not dest.parent.is_dir():
+        raise OverlayError(f"parent directory {str(dest.parent)!r} does not exist (create it first)")
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise OverlayError(f"{str(dest)!r} exists and is not a directory")
+    if dest.is_dir() and any(dest.iterdir()):
+        if not is_overlay(dest):
+            raise OverlayError(f"{str(dest)!r} exists and is not an overlay; refusing to touch it")
+        if not clear:
+            raise OverlayError(f"{str(dest)!r} is already an overlay; pass --clear to replace it")
+
+
+def virtualenv_environ() -> dict[str, str]:
+    """The environment virtualenv runs in: a user's VIRTUALENV_* settings and virtualenv.ini must
+    not silently change what an overlay is (say, seed setuptools that then shadows the release's).
+    The app-data location is kept: on clusters it is often moved off a small home quota."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VIRTUALENV_")}
+    if "VIRTUALENV_OVERRIDE_APP_DATA" in os.environ:
+        env["VIRTUALENV_OVERRIDE_APP_DATA"] = os.environ["VIRTUALENV_OVERRIDE_APP_DATA"]
+    env["VIRTUALENV_CONFIG_FILE"] = os.devnull
+    return env
+
+
+def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, prompt: str):
+    from virtualenv import cli_run  # imported here: it is the slowest import and only create needs it
+
+    args = [
+        str(target),
+        "--python",
+        interpreter,
+        "--prompt",
+        prompt,
+        "--activators",
+        "python",  # ours replace it; virtualenv's shell scripts are not written at all
+        "--no-setuptools",  # a seeded setuptools would shadow the release's own
+        "--no-download",
+        "--no-periodic-update",
+        "--no-vcs-ignore",
+        "--no-venv-redirect",
+        "--quiet",
+    ]
+    if options.system_site_packages:
+        args.append("--system-site-packages")
+    if not options.pip:
+        args.append("--no-seed")
+    try:
+        return cli_run(args, setup_logging=False, env=virtualenv_environ())
+    except SystemExit as exc:  # virtualenv reports bad arguments or interpreters this way
+        raise OverlayError(f"virtualenv could not create an environment for {interpreter} (exit {exc.code})") from None
+    except RuntimeError as exc:
+        raise OverlayError(f"virtualenv failed: {exc}") from None
+
+
+def shebang_for(python: str) -> bytes:
+    """A shebang that runs ``python`` wherever it lives. The kernel splits the line at whitespace and
+    reads only 127 bytes, so a path with a space or a long one gets a /bin/sh trampoline instead, with
+    the path quoted once for sh (and inside a Python string literal, which the trampoline closes)."""
+    if len(python) <= MAX_SHEBANG and not any(char.isspace() for char in python):
+        return f"#!{python}\n".encode()
+    return f"#!/bin/sh\n'''exec' {shlex.quote(python)} \"$0\" \"$@\"\n' '''\n".encode()
+
+
+def move_scripts(bin_dir: Path, old_python: str, new_python: str) -> None:
+    """Point the console scripts virtualenv wrote for the staging directory at the final place."""
+    for script in bin_dir.iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        data = script.read_bytes()
+        if not data.startswith(b"#!"):
+            continue
+        lines = data.split(b"\n")
+        if lines[0] == f"#!{old_python}".encode():
+            body = b"\n".join(lines[1:])
+        elif lines[0] == b"#!/bin/sh" and os.fsencode(old_python) in lines[1]:
+            body = b"\n".join(lines[3:])
+        else:
+            continue
+        script.write_bytes(shebang_for(new_python) + body)
+
+
+def write_startup_hook(site_packages: Path) -> None:
+    (site_packages / HOOK_MODULE).write_text(render(HOOK_MODULE + ".j2", repr, version=__version__), encoding="utf-8")
+    shutil.copyfile(templates_dir() / HOOK_PTH, site_packages / HOOK_PTH)
+
+
+def create_overlay(options: CreateOptions) -> OverlayRecord:
+    dest = Path(os.path.abspath(options.dest))
+    prompt = options.prompt if options.prompt is not None else dest.name
+    if "\n" in prompt:
+        raise OverlayError("the prompt cannot contain a newline")
+    check_destination(dest, options.clear)
+    interpreter = find_interpreter(options.python)
+
+    with Staging(dest) as stage:
+        session = run_virtualenv(stage.path, interpreter, options, prompt)
+        creator = session.creator
+        libs = [Path(lib) for lib in creator.libs]
+        bin_dir = Path(creator.bin_dir)
+        rel_libs = [relative_to_overlay(stage.path, lib) for lib in libs]
+        rel_bin = relative_to_overlay(stage.path, bin_dir)
+
+        move_scripts(bin_dir, str(stage.path / rel_bin / "python"), str(dest / rel_bin / "python"))
+        cfg = stage.path / "pyvenv.cfg"
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(stage.path), str(dest)), encoding="utf-8")
+        write_startup_hook(libs[-1])
+        write_activation_scripts(
+            ActivationValues(
+                overlay_dir=str(dest),
+                bin_dir=str(dest / rel_bin),
+                site_packages=[str(dest / rel) for rel in rel_libs],
+                site_packages_rel=rel_libs,
+                prompt=prompt,
+            ),
+            bin_dir,
+        )
+        info = session.interpreter
+        record = OverlayRecord(
+            prompt=prompt,
+            bin_dir=rel_bin,
+            site_packages=rel_libs,
+            system_site_packages=options.system_site_packages,
+            base=Base(
+                interpreter=interpreter,
+                executable=str(info.system_executable),
+                version=".".join(str(part) for part in info.version_info[:3]),
+                implementation=info.implementation,
+                pythonpath=base_pythonpath(dict(os.environ)),
+                setup=options.setup,
+                keep_setup=options.keep_setup,
+            ),
+            created_by=f"overlay-venv {__version__}",
+        )
+        # The record is written last: a directory without it is never taken for an overlay.
+        write_record(stage.path, record)
+        try:
+            stage.commit(replace=options.clear)
+        except FileExistsError:
+            raise OverlayError(f"{str(dest)!r} was created by another process meanwhile; left it as it is") from None
+    return record
