@@ -24,7 +24,6 @@ import base64
 import csv
 import hashlib
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -59,7 +58,7 @@ def build_wheel(
     if modules is None:
         modules = {f"{module}/__init__.py": f"__version__ = {version!r}\n"}
     dist_info = f"{module}-{version}.dist-info"
-    metadata = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     metadata += [f"Requires-Dist: {req}" for req in requires]
     files: dict[str, bytes] = {path: text.encode() for path, text in modules.items()}
     files[f"{dist_info}/METADATA"] = ("\n".join(metadata) + "\n").encode()

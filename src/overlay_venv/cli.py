@@ -1,14 +1,30 @@
-"""The ``overlay-venv`` command group. Each command lives in its own module under ``commands/``."""
+"""The ``overlay-venv`` command group. Each command lives in its own module under ``commands/``.
+
+A module there that defines ``command`` (a click command) is part of the CLI; ``ORDER`` sets how
+``--help`` lists them. Command modules import their heavy dependencies inside the command body, so
+discovering them costs almost nothing.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import click
 
-from . import __version__
-from .commands.create import create
+from . import __version__, commands
+
+# The order of `overlay-venv --help`: the everyday flow first.
+ORDER = ["create", "info", "list", "check", "install", "lock", "sync", "rebuild", "run", "wrap", "pack", "unpack"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OrderedGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
+
+
+@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="overlay-venv")
 def cli() -> None:
     """Virtual environments layered on top of a read-only release.
@@ -25,7 +41,10 @@ def cli() -> None:
     """
 
 
-cli.add_command(create)
+for _info in pkgutil.iter_modules(commands.__path__):
+    _module = importlib.import_module(f"{commands.__name__}.{_info.name}")
+    if isinstance(getattr(_module, "command", None), click.Command):
+        cli.add_command(_module.command)
 
 
 def main() -> None:

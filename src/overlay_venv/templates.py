@@ -21,7 +21,7 @@ def templates_dir() -> Path:
     raise FileNotFoundError("overlay-venv's templates are missing from this installation")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),

@@ -8,14 +8,24 @@ import click
 from ..create import CreateOptions, create_overlay
 
 
-@click.command()
+@click.command("create")
 @click.argument("name", type=click.Path(path_type=Path))
-@click.option("--python", "python", metavar="PATH", help="Interpreter to build on. Default: the python3 first on PATH, which after setting up a release is the release's.")
+@click.option(
+    "--python",
+    "python",
+    metavar="PATH",
+    help="Interpreter to build on. Default: the python3 first on PATH (after setup, the release's).",
+)
 @click.option("--prompt", help="Name shown in the shell prompt while active. Default: the directory name.")
 @click.option("--clear", is_flag=True, help="Replace an existing overlay (never a directory that is not one).")
 @click.option("--no-pip", "pip", flag_value=False, default=True, help="Do not seed pip into the overlay.")
-@click.option("--system-site-packages/--no-system-site-packages", default=True, show_default=True, help="Let the overlay see the interpreter's own site-packages.")
-def create(name: Path, python: str | None, prompt: str | None, clear: bool, pip: bool, system_site_packages: bool) -> None:
+@click.option(
+    "--system-site-packages/--no-system-site-packages",
+    default=True,
+    show_default=True,
+    help="Let the overlay see the interpreter's own site-packages.",
+)
+def command(name: Path, python: str | None, prompt: str | None, clear: bool, pip: bool, system_site_packages: bool) -> None:
     """Create the overlay NAME on top of the release set up in this shell.
 
     The overlay is built beside NAME and moved into place only when complete; pip comes from

@@ -1,0 +1,203 @@
+"""Activation scenarios written once, run in every shell: each ``test_<shell>.py`` subclasses
+``ActivationCases`` and names its shell. Every script runs in the real shell, non-interactively, with
+the release set up the way a login shell would have it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ODD_NAME
+from shells import Shell
+
+# PYTHONPATH values the release may leave: unset, empty, a trailing colon (an empty entry Python reads
+# as the current directory), spaces, non-ASCII.
+PYTHONPATH_CASES = {
+    "unset": None,
+    "empty": "",
+    "trailing-colon": "{site}:",
+    "leading-colon": ":{site}",
+    "spaces": "/opt/with space/lib:{site}",
+    "non-ascii": "/opt/ünïcødé/lib:{site}",
+    "glob-chars": "/opt/[ab]*?/lib:{site}",
+    "only-colon": ":",
+}
+
+EXPORTS_ALLOWED = {"PATH", "PYTHONPATH", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT", "PS1"}
+
+
+class ActivationCases:
+    shell_name: str
+    shell_class: type[Shell]
+
+    @pytest.fixture(scope="class")
+    def shell(self) -> Shell:
+        shell = self.shell_class(self.shell_name)
+        if not shell.available():
+            if os.environ.get("CI"):
+                pytest.fail(f"{self.shell_name} is not installed; .ci/run must install it")
+            pytest.skip(f"{self.shell_name} is not installed")
+        return shell
+
+    def script(self, shell: Shell, *lines: str) -> list[str]:
+        prefix = [shell.strict()] if shell.strict() else []
+        return prefix + list(lines)
+
+    # --- the basic promise -------------------------------------------------------------------------
+
+    def test_overlay_wins_while_active_and_base_returns_after(self, shell, release39, overlay39, tmp_path):
+        result = shell.run(
+            self.script(
+                shell,
+                shell.probe("before"),
+                shell.source(overlay39 / "bin" / shell.activate_script),
+                shell.probe("active"),
+                "deactivate",
+                shell.probe("after"),
+            ),
+            env=release39.env(),
+            cwd=tmp_path,
+        )
+        before, active, after = result["before"], result["active"], result["after"]
+        assert before["basepkg"] == "1.0"
+        assert active["basepkg"] == "2.0"
+        assert active["VIRTUAL_ENV"] == str(overlay39)
+        assert active["VIRTUAL_ENV_PROMPT"] == overlay39.name
+        assert active["PATH"] == f"{overlay39}/bin:{before['PATH']}"
+        assert active["PYTHONPATH"] == f"{site_packages(overlay39)}:{before['PYTHONPATH']}"
+        assert active["executable"].startswith(str(overlay39))
+        assert after["basepkg"] == "1.0"
+        assert exported(after) == exported(before)
+        assert set(exported(active)) - set(exported(before)) <= EXPORTS_ALLOWED
+
+    @pytest.mark.parametrize("case", list(PYTHONPATH_CASES))
+    def test_round_trip_is_exact(self, shell, release39, overlay39, tmp_path, case):
+        value = PYTHONPATH_CASES[case]
+        value = None if value is None else value.format(site=release39.site)
+        path = f"/opt/bin with space:{release39.bin}:/usr/bin:/bin:"  # PATH with an odd entry and a trailing colon
+        result = shell.run(
+            self.script(
+                shell,
+                shell.set("PYTHONPATH", value),
+                shell.set("PATH", path),
+                shell.probe("before"),
+                shell.source(overlay39 / "bin" / shell.activate_script),
+                shell.probe("active"),
+                "deactivate",
+                shell.probe("after"),
+            ),
+            env=release39.env(),
+            cwd=tmp_path,
+        )
+        before, active, after = result["before"], result["active"], result["after"]
+        assert before["PYTHONPATH"] == value
+        expected = site_packages(overlay39) + (f":{value}" if value else "")
+        assert active["PYTHONPATH"] == expected  # no empty entry added, none of the user's lost
+        assert active["PATH"] == f"{overlay39}/bin:{path}"
+        assert after["PYTHONPATH"] == value  # byte for byte, unset stays unset
+        assert after["PATH"] == path
+        assert exported(after) == exported(before)
+
+    def test_additions_made_while_active_survive_deactivate(self, shell, release39, overlay39, tmp_path):
+        result = shell.run(
+            self.script(
+                shell,
+                shell.probe("before"),
+                shell.source(overlay39 / "bin" / shell.activate_script),
+                shell.prepend("PYTHONPATH", "/opt/rucio/lib"),
+                shell.prepend("PATH", "/opt/rucio/bin"),
+                shell.probe("changed"),
+                "overlay_venv_rebase",
+                shell.probe("rebased"),
+                "deactivate",
+                shell.probe("after"),
+            ),
+            env=release39.env(),
+            cwd=tmp_path,
+        )
+        before, rebased, after = result["before"], result["rebased"], result["after"]
+        sp = site_packages(overlay39)
+        assert result["changed"]["PYTHONPATH"] == f"/opt/rucio/lib:{sp}:{before['PYTHONPATH']}"
+        assert rebased["PYTHONPATH"] == f"{sp}:/opt/rucio/lib:{before['PYTHONPATH']}"
+        assert rebased["PATH"] == f"{overlay39}/bin:/opt/rucio/bin:{before['PATH']}"
+        assert rebased["basepkg"] == "2.0"
+        assert after["PYTHONPATH"] == f"/opt/rucio/lib:{before['PYTHONPATH']}"
+        assert after["PATH"] == f"/opt/rucio/bin:{before['PATH']}"
+        assert after["VIRTUAL_ENV"] is None
+
+    def test_double_activation_and_switching_overlays(self, shell, release39, overlay39, second_overlay39, tmp_path):
+        result = shell.run(
+            self.script(
+                shell,
+                shell.probe("before"),
+                shell.source(overlay39 / "bin" / shell.activate_script),
+                shell.source(overlay39 / "bin" / shell.activate_script),
+                shell.probe("twice"),
+                shell.source(second_overlay39 / "bin" / shell.activate_script),
+                shell.probe("second"),
+                "deactivate",
+                shell.probe("after"),
+            ),
+            env=release39.env(),
+            cwd=tmp_path,
+        )
+        before = result["before"]
+        twice, second = result["twice"], result["second"]
+        assert twice["PYTHONPATH"] == f"{site_packages(overlay39)}:{before['PYTHONPATH']}"
+        assert twice["PATH"] == f"{overlay39}/bin:{before['PATH']}"
+        assert second["PYTHONPATH"] == f"{site_packages(second_overlay39)}:{before['PYTHONPATH']}"
+        assert second["PATH"] == f"{second_overlay39}/bin:{before['PATH']}"
+        assert second["VIRTUAL_ENV"] == str(second_overlay39)
+        assert exported(result["after"]) == exported(before)
+
+    def test_nothing_left_behind(self, shell, release39, overlay39, tmp_path):
+        result = shell.run(
+            self.script(
+                shell,
+                shell.source(overlay39 / "bin" / shell.activate_script),
+                "deactivate",
+                shell.leftovers(),
+            ),
+            env=release39.env(),
+            cwd=tmp_path,
+        )
+        names = [line.strip() for line in result.lines if line.strip()]
+        assert names, "the leftovers command listed nothing: it is not listing variables"
+        leftover = [
+            name
+            for name in names
+            if "overlay_venv" in name.lower() or name in ("deactivate", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT")
+        ]
+        assert leftover == []
+
+    def test_odd_directory_name_is_safe(self, shell, release39, odd_overlay, tmp_path):
+        assert odd_overlay.name == ODD_NAME
+        result = shell.run(
+            self.script(
+                shell,
+                shell.probe("before"),
+                shell.source(odd_overlay / "bin" / shell.activate_script),
+                shell.probe("active"),
+                "deactivate",
+                shell.probe("after"),
+            ),
+            env=release39.env(),
+            cwd=tmp_path,
+        )
+        assert result["active"]["basepkg"] == "2.0"
+        assert result["active"]["VIRTUAL_ENV"] == str(odd_overlay)
+        assert result["active"]["VIRTUAL_ENV_PROMPT"] == ODD_NAME
+        assert exported(result["after"]) == exported(result["before"])
+        assert list(tmp_path.iterdir()) == []  # no `pwned` file: nothing in the name ran
+        assert not (odd_overlay.parent / "pwned").exists()
+
+
+def exported(state: dict) -> dict:
+    """The environment a program sees, less the shell's own bookkeeping (``_`` is the last argument;
+    ksh adds its pid to it)."""
+    return {key: value for key, value in state["env"].items() if key not in ("_", "A__z")}
+
+
+def site_packages(overlay: Path) -> str:
+    return str(next((overlay / "lib").glob("python3.*")) / "site-packages")
