@@ -132,6 +132,10 @@ def release39(request, tmp_path_factory) -> Release:
         subprocess.run(["umount", str(rel.root)], check=False)
 
 
+# The installed console script itself (not a version-manager shim), so tests can run it with any PATH.
+CLI = str(Path(sys.executable).parent / "overlay-venv")
+
+
 def overlay_venv(*args: str, env: dict[str, str], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run the overlay-venv CLI as a user would, in a given environment."""
     run_env = dict(env)

@@ -28,7 +28,7 @@ _AT_FDCWD = -100
 
 
 def _host() -> str:
-    return socket.gethostname().replace("-", "_") or "host"
+    return socket.gethostname() or "host"
 
 
 def staging_name(pid: int | None = None, host: str | None = None) -> str:

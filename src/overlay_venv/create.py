@@ -12,7 +12,7 @@ from . import __version__
 from .activation import ActivationValues, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError
-from .metadata import Base, OverlayRecord, is_overlay, write_record
+from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
 from .paths import path_problem, relative_to_overlay, remove_under
 from .templates import render, templates_dir
 
@@ -54,8 +54,9 @@ def base_pythonpath(environ: dict[str, str]) -> str | None:
     return value
 
 
-def check_destination(dest: Path, clear: bool) -> None:
-    """Refuse, before building anything, a destination we must not or cannot write."""
+def check_destination(dest: Path, clear: bool) -> bool:
+    """Refuse, before building anything, a destination we must not or cannot write.
+    Returns True when ``dest`` is an existing overlay (to be replaced with ``clear``, or compared)."""
     problem = path_problem(dest)
     if problem:
         raise OverlayError(f"cannot create an overlay there: {problem}")
@@ -66,8 +67,21 @@ def check_destination(dest: Path, clear: bool) -> None:
     if dest.is_dir() and any(dest.iterdir()):
         if not is_overlay(dest):
             raise OverlayError(f"{str(dest)!r} exists and is not an overlay; refusing to touch it")
-        if not clear:
-            raise OverlayError(f"{str(dest)!r} is already an overlay; pass --clear to replace it")
+        return True
+    return False
+
+
+def same_overlay(dest: Path, interpreter: str, options: CreateOptions) -> bool:
+    """Would creating ``dest`` again with these options build what is already there?"""
+    record = read_record(dest)
+    return (
+        record.base.interpreter == interpreter
+        and record.system_site_packages == options.system_site_packages
+        and (dest / record.bin_dir / "pip").exists() == options.pip
+        and (options.prompt is None or options.prompt == record.prompt)
+        and record.base.setup == options.setup
+        and record.base.keep_setup == options.keep_setup
+    )
 
 
 def virtualenv_environ() -> dict[str, str]:
@@ -143,13 +157,19 @@ def write_startup_hook(site_packages: Path) -> None:
     shutil.copyfile(templates_dir() / HOOK_PTH, site_packages / HOOK_PTH)
 
 
-def create_overlay(options: CreateOptions) -> OverlayRecord:
+def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
+    """Build the overlay; returns its record and whether anything was built (False: it was there already)."""
     dest = Path(os.path.abspath(options.dest))
     prompt = options.prompt if options.prompt is not None else dest.name
     if "\n" in prompt:
         raise OverlayError("the prompt cannot contain a newline")
-    check_destination(dest, options.clear)
+    exists = check_destination(dest, options.clear)
     interpreter = find_interpreter(options.python)
+    if exists and not options.clear:
+        # Re-running the same create (a job script, or after an interrupted run) is not an error.
+        if same_overlay(dest, interpreter, options):
+            return read_record(dest), False
+        raise OverlayError(f"{str(dest)!r} is an overlay built otherwise; pass --clear to replace it")
 
     with Staging(dest) as stage:
         session = run_virtualenv(stage.path, interpreter, options, prompt)
@@ -196,4 +216,4 @@ def create_overlay(options: CreateOptions) -> OverlayRecord:
             stage.commit(replace=options.clear)
         except FileExistsError:
             raise OverlayError(f"{str(dest)!r} was created by another process meanwhile; left it as it is") from None
-    return record
+    return record, True

@@ -37,9 +37,12 @@ def command(name: Path, python: str | None, prompt: str | None, clear: bool, pip
         overlay-venv create myenv --python /cvmfs/sft.cern.ch/lcg/views/LCG_105/x86_64-el9-gcc12-opt/bin/python3
         overlay-venv create myenv --clear --prompt analysis
     """
-    record = create_overlay(
+    record, built = create_overlay(
         CreateOptions(dest=name, python=python, prompt=prompt, system_site_packages=system_site_packages, pip=pip, clear=clear)
     )
     where = click.format_filename(str(name))
+    if not built:
+        click.echo(f"overlay {where} already exists on {record.base.implementation} {record.base.version}; nothing to do")
+        return
     click.echo(f"created overlay {where} on {record.base.implementation} {record.base.version} ({record.base.interpreter})")
     click.echo(f"activate it with: source {shlex.quote(str(name) + '/bin/activate')}")

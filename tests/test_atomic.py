@@ -1,0 +1,105 @@
+"""A create killed at any moment leaves no half overlay and no debris; concurrent creates end with one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI
+from overlay_venv.atomic import parse_staging_name, remove_stale_staging, staging_name
+
+STAGING = ".overlay-venv-tmp-"
+
+
+def wait_for_no_debris(parent: Path, timeout: float = 5.0) -> list[str]:
+    """The janitor runs when the pipe closes; give it a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [name for name in os.listdir(parent) if name.startswith(STAGING)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def works(overlay: Path, env: dict) -> bool:
+    result = subprocess.run([str(overlay / "bin" / "python"), "-c", "import pip"], env=env, capture_output=True)
+    return (overlay / "overlay-venv.json").is_file() and (overlay / "bin" / "activate").is_file() and result.returncode == 0
+
+
+def test_sigkill_at_any_point_leaves_nothing_half_made(release39, tmp_path):
+    env = release39.env()
+    start = time.monotonic()
+    subprocess.run([CLI, "create", str(tmp_path / "timing")], env=env, check=True, capture_output=True)
+    duration = time.monotonic() - start
+    # Kill at evenly spread moments over a whole create, from the start to just after the end.
+    delays = [duration * fraction for fraction in (0.02, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.97, 1.1)]
+    for index, delay in enumerate(delays):
+        parent = tmp_path / f"kill{index}"
+        parent.mkdir()
+        dest = parent / "env"
+        proc = subprocess.Popen([CLI, "create", str(dest)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert wait_for_no_debris(parent) == [], f"debris after a kill at {delay:.2f}s"
+        leftovers = os.listdir(parent)
+        assert leftovers in ([], ["env"]), leftovers
+        if leftovers:
+            assert works(dest, env), f"a kill at {delay:.2f}s left a broken {dest}"
+        # Re-running the same command succeeds, whatever the kill left.
+        rerun = subprocess.run([CLI, "create", str(dest)], env=env, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        assert works(dest, env)
+
+
+def test_two_creates_at_once_end_with_one_overlay_and_a_clear_error(release39, tmp_path):
+    env = release39.env()
+    dest = tmp_path / "env"
+    procs = [
+        subprocess.Popen([CLI, "create", str(dest)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outcomes = sorted((proc.wait(), *proc.communicate()) for proc in procs)
+    (ok_code, ok_out, _), (err_code, _, err) = outcomes
+    assert ok_code == 0 and "created overlay" in ok_out
+    assert err_code != 0
+    assert len(err.strip().splitlines()) == 1 and "another process" in err
+    assert works(dest, env)
+    assert wait_for_no_debris(tmp_path) == []
+
+
+def test_staging_names_round_trip():
+    name = staging_name(pid=1234, host="login-01.cern.ch")
+    assert parse_staging_name(name) == ("login-01.cern.ch", 1234)
+    assert parse_staging_name("myenv") is None
+    assert parse_staging_name(STAGING + "garbage") is None
+
+
+def test_stale_staging_of_dead_processes_is_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / staging_name(pid=dead.pid)
+    alive = tmp_path / staging_name(pid=os.getppid())
+    other_host = tmp_path / staging_name(pid=dead.pid, host="elsewhere")
+    for path in (stale, alive, other_host):
+        path.mkdir()
+    assert remove_stale_staging(tmp_path) == [stale]
+    assert sorted(os.listdir(tmp_path)) == sorted([alive.name, other_host.name])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="renameat2 is Linux-only")
+def test_clear_swaps_atomically(release39, tmp_path):
+    env = release39.env()
+    dest = tmp_path / "env"
+    subprocess.run([CLI, "create", str(dest)], env=env, check=True, capture_output=True)
+    inode_before = dest.stat().st_ino
+    subprocess.run([CLI, "create", "--clear", str(dest)], env=env, check=True, capture_output=True)
+    assert dest.stat().st_ino != inode_before
+    assert works(dest, env)
+    assert wait_for_no_debris(tmp_path) == []
