@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
@@ -13,7 +13,8 @@ from .activation import ActivationValues, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError
 from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
-from .paths import path_problem, relative_to_overlay, remove_under
+from .paths import path_problem, relative_to_overlay
+from .release import base_pythonpath, normalize_setup, run_setup
 from .templates import render, templates_dir
 
 HOOK_MODULE = "_overlay_venv_hook.py"
@@ -34,24 +35,18 @@ class CreateOptions:
     keep_setup: bool = False
 
 
-def find_interpreter(python: str | None) -> str:
+def find_interpreter(python: str | None, environ: dict[str, str]) -> str:
     """The interpreter to build on, as an absolute path with symlinks kept: a release's ``bin/python3``
     is often a link into the release, and the link is the stable name to record."""
     spec = python or "python3"
-    found = shutil.which(spec) if os.sep not in spec else (spec if os.access(spec, os.X_OK) else None)
+    if os.sep in spec:
+        found = spec if os.access(spec, os.X_OK) else None
+    else:
+        found = shutil.which(spec, path=environ.get("PATH", os.defpath))
     if not found or not os.path.isfile(found):
         where = "on PATH" if os.sep not in spec else "there"
         raise OverlayError(f"no Python interpreter {spec!r} {where}; set up the release first or pass --python PATH")
     return os.path.abspath(found)
-
-
-def base_pythonpath(environ: dict[str, str]) -> str | None:
-    """PYTHONPATH as the release set it: entries of an environment active in this shell removed."""
-    value = environ.get("PYTHONPATH")
-    active = environ.get("VIRTUAL_ENV")
-    if value is not None and active:
-        value = remove_under(value, active)
-    return value
 
 
 def check_destination(dest: Path, clear: bool) -> bool:
@@ -84,18 +79,19 @@ def same_overlay(dest: Path, interpreter: str, options: CreateOptions) -> bool:
     )
 
 
-def virtualenv_environ() -> dict[str, str]:
-    """The environment virtualenv runs in: a user's VIRTUALENV_* settings and virtualenv.ini must
-    not silently change what an overlay is (say, seed setuptools that then shadows the release's).
-    The app-data location is kept: on clusters it is often moved off a small home quota."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("VIRTUALENV_")}
-    if "VIRTUALENV_OVERRIDE_APP_DATA" in os.environ:
-        env["VIRTUALENV_OVERRIDE_APP_DATA"] = os.environ["VIRTUALENV_OVERRIDE_APP_DATA"]
+def virtualenv_environ(environ: dict[str, str]) -> dict[str, str]:
+    """The environment virtualenv runs in: the release's (its interpreter may need its
+    LD_LIBRARY_PATH), less a user's VIRTUALENV_* settings and virtualenv.ini, which must not silently
+    change what an overlay is (say, seed setuptools that then shadows the release's). The app-data
+    location is kept: on clusters it is often moved off a small home quota."""
+    env = {key: value for key, value in environ.items() if not key.startswith("VIRTUALENV_")}
+    if "VIRTUALENV_OVERRIDE_APP_DATA" in environ:
+        env["VIRTUALENV_OVERRIDE_APP_DATA"] = environ["VIRTUALENV_OVERRIDE_APP_DATA"]
     env["VIRTUALENV_CONFIG_FILE"] = os.devnull
     return env
 
 
-def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, prompt: str):
+def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, prompt: str, environ: dict[str, str]):
     from virtualenv import cli_run  # imported here: it is the slowest import and only create needs it
 
     args = [
@@ -118,7 +114,7 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, promp
     if not options.pip:
         args.append("--no-seed")
     try:
-        return cli_run(args, setup_logging=False, env=virtualenv_environ())
+        return cli_run(args, setup_logging=False, env=virtualenv_environ(environ))
     except SystemExit as exc:  # virtualenv reports bad arguments or interpreters this way
         raise OverlayError(f"virtualenv could not create an environment for {interpreter} (exit {exc.code})") from None
     except RuntimeError as exc:
@@ -164,7 +160,13 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
     if "\n" in prompt:
         raise OverlayError("the prompt cannot contain a newline")
     exists = check_destination(dest, options.clear)
-    interpreter = find_interpreter(options.python)
+    if options.keep_setup and not options.setup:
+        raise OverlayError("--keep-setup needs --setup 'COMMAND' (the release setup to keep)")
+    setup = normalize_setup(options.setup) if options.setup else None
+    # Compare with what an earlier create recorded: the normalized command.
+    options = replace(options, setup=setup)
+    environ = run_setup(setup, dict(os.environ)) if setup else dict(os.environ)
+    interpreter = find_interpreter(options.python, environ)
     if exists and not options.clear:
         # Re-running the same create (a job script, or after an interrupted run) is not an error.
         if same_overlay(dest, interpreter, options):
@@ -172,7 +174,7 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         raise OverlayError(f"{str(dest)!r} is an overlay built otherwise; pass --clear to replace it")
 
     with Staging(dest) as stage:
-        session = run_virtualenv(stage.path, interpreter, options, prompt)
+        session = run_virtualenv(stage.path, interpreter, options, prompt, environ)
         creator = session.creator
         libs = [Path(lib) for lib in creator.libs]
         bin_dir = Path(creator.bin_dir)
@@ -204,8 +206,8 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
                 executable=str(info.system_executable),
                 version=".".join(str(part) for part in info.version_info[:3]),
                 implementation=info.implementation,
-                pythonpath=base_pythonpath(dict(os.environ)),
-                setup=options.setup,
+                pythonpath=base_pythonpath(environ),
+                setup=setup,
                 keep_setup=options.keep_setup,
             ),
             created_by=f"overlay-venv {__version__}",

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ..create import CreateOptions, create_overlay
+from ..release import container_hint
 
 
 @click.command("create")
@@ -20,12 +21,28 @@ from ..create import CreateOptions, create_overlay
 @click.option("--clear", is_flag=True, help="Replace an existing overlay (never a directory that is not one).")
 @click.option("--no-pip", "pip", flag_value=False, default=True, help="Do not seed pip into the overlay.")
 @click.option(
+    "--setup",
+    metavar="COMMAND",
+    help="Release setup to run first (in bash); the overlay is built on the interpreter and PYTHONPATH it leaves. "
+    "A path to a file is sourced.",
+)
+@click.option("--keep-setup", is_flag=True, help="Make activation run the --setup command first, so a fresh shell needs one step.")
+@click.option(
     "--system-site-packages/--no-system-site-packages",
     default=True,
     show_default=True,
     help="Let the overlay see the interpreter's own site-packages.",
 )
-def command(name: Path, python: str | None, prompt: str | None, clear: bool, pip: bool, system_site_packages: bool) -> None:
+def command(
+    name: Path,
+    python: str | None,
+    prompt: str | None,
+    clear: bool,
+    pip: bool,
+    setup: str | None,
+    keep_setup: bool,
+    system_site_packages: bool,
+) -> None:
     """Create the overlay NAME on top of the release set up in this shell.
 
     The overlay is built beside NAME and moved into place only when complete; pip comes from
@@ -36,9 +53,28 @@ def command(name: Path, python: str | None, prompt: str | None, clear: bool, pip
         overlay-venv create myenv
         overlay-venv create myenv --python /cvmfs/sft.cern.ch/lcg/views/LCG_105/x86_64-el9-gcc12-opt/bin/python3
         overlay-venv create myenv --clear --prompt analysis
+        overlay-venv create myenv --keep-setup \\
+            --setup 'source /cvmfs/sft.cern.ch/lcg/views/LCG_105/x86_64-el9-gcc12-opt/setup.sh'
+        overlay-venv create myenv --keep-setup --setup /release_setup.sh     # in an ATLAS container
+
+    Aliases such as setupATLAS exist only in interactive login shells; give the sourceable form:
+    --setup 'source "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh"' and asetup on a second line.
     """
+    if setup is None:
+        hint = container_hint()
+        if hint:
+            click.echo(hint, err=True)
     record, built = create_overlay(
-        CreateOptions(dest=name, python=python, prompt=prompt, system_site_packages=system_site_packages, pip=pip, clear=clear)
+        CreateOptions(
+            dest=name,
+            python=python,
+            prompt=prompt,
+            system_site_packages=system_site_packages,
+            pip=pip,
+            clear=clear,
+            setup=setup,
+            keep_setup=keep_setup,
+        )
     )
     where = click.format_filename(str(name))
     if not built:

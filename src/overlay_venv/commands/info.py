@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ..metadata import find_overlay, read_record
+from ..release import drift, rebuild_hint
+
+
+@click.command("info")
+@click.argument("name", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+def command(name: Path | None, as_json: bool) -> None:
+    """Show what the overlay NAME (default: the active one) was built on, and whether this shell
+    still has that release.
+
+    \b
+    Examples:
+        overlay-venv info myenv
+        overlay-venv info            # the active overlay
+        overlay-venv info myenv --json | python3 -m json.tool
+    """
+    overlay = find_overlay(name)
+    record = read_record(overlay)
+    differences = drift(overlay, record, dict(os.environ))
+    if as_json:
+        data = {
+            "overlay": str(overlay),
+            "prompt": record.prompt,
+            "site_packages": [str(overlay / rel) for rel in record.site_packages],
+            "system_site_packages": record.system_site_packages,
+            "base": {
+                "implementation": record.base.implementation,
+                "version": record.base.version,
+                "interpreter": record.base.interpreter,
+                "executable": record.base.executable,
+                "pythonpath": record.base.pythonpath,
+                "setup": record.base.setup,
+                "keep_setup": record.base.keep_setup,
+            },
+            "created_by": record.created_by,
+            "matches_this_shell": not differences,
+            "differences": differences,
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = [
+        ("overlay", f"{overlay}  (prompt: {record.prompt})"),
+        ("base", f"{record.base.implementation} {record.base.version}  {record.base.interpreter}"),
+        ("PYTHONPATH", record.base.pythonpath if record.base.pythonpath is not None else "(unset)"),
+    ]
+    if record.base.setup:
+        kept = "activation runs it" if record.base.keep_setup else "not run by activation"
+        rows.append(("setup", f"{record.base.setup}  ({kept})"))
+    if not differences:
+        verdict = "matches the recorded base"
+    else:
+        verdict = "differs: " + "; ".join(differences)
+        if record.base.keep_setup:
+            verdict += " (activation runs the kept setup first)"
+    rows.append(("this shell", verdict))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+    if differences:
+        click.echo(rebuild_hint(overlay))
