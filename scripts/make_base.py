@@ -97,7 +97,9 @@ def copy_interpreter(python: str, prefix: Path) -> Path:
     lib = prefix / "lib" / f"python{major}.{minor}"
     lib.mkdir(parents=True)
     for entry in stdlib.iterdir():
-        if entry.name not in ("site-packages", "__pycache__"):
+        # The bytecode cache is linked too: without it every start recompiles the standard library
+        # where PYTHONDONTWRITEBYTECODE is set (0.18 s instead of 0.02 s).
+        if entry.name != "site-packages":
             (lib / entry.name).symlink_to(entry)
     (lib / "site-packages").mkdir()
     bindir = prefix / "bin"
@@ -151,7 +153,7 @@ def make_base(dest: Path, python: str = sys.executable, base=DEFAULT_BASE, wheel
     built = dest / "build"
     for name, version in map(_spec, base):
         install_wheel(build_wheel(built, name, version), site)
-    shutil.rmtree(built)
+    shutil.rmtree(built, ignore_errors=True)
     for name, version in map(_spec, wheels):
         build_wheel(dest / "wheels", name, version)
     bindir = str(exe.parent)

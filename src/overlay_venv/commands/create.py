@@ -5,8 +5,6 @@ from pathlib import Path
 
 import click
 
-from ..create import CreateOptions, create_overlay
-from ..release import container_hint
 
 
 @click.command("create")
@@ -60,6 +58,11 @@ def command(
     Aliases such as setupATLAS exist only in interactive login shells; give the sourceable form:
     --setup 'source "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh"' and asetup on a second line.
     """
+    # Imported here: the CLI discovers every command module at start-up, and create pulls in
+    # jinja2 and the templates, which no other command needs.
+    from ..create import CreateOptions, create_overlay
+    from ..release import container_hint
+
     if setup is None:
         hint = container_hint()
         if hint:
