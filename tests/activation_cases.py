@@ -92,6 +92,9 @@ class ActivationCases:
         )
         before, active, after = result["before"], result["active"], result["after"]
         assert before["PYTHONPATH"] == value
+        # What the shell itself makes of PATH (fish turns an empty entry into "."), before activating.
+        path = shell.exported_path(path)
+        assert before["PATH"] == path
         expected = site_packages(overlay39) + (f":{value}" if value else "")
         assert active["PYTHONPATH"] == expected  # no empty entry added, none of the user's lost
         assert active["PATH"] == f"{overlay39}/bin:{path}"
@@ -170,6 +173,34 @@ class ActivationCases:
             if "overlay_venv" in name.lower() or name in ("deactivate", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT")
         ]
         assert leftover == []
+
+    def test_inherited_activated_environment_is_cleaned(self, shell, release39, overlay39, second_overlay39, tmp_path):
+        """A batch job started with the submitter's activated environment: VIRTUAL_ENV and its entries
+        are inherited, its `deactivate` is not. Activating drops every entry at or below $VIRTUAL_ENV."""
+        outer = shell.run(
+            self.script(shell, shell.source(second_overlay39 / "bin" / shell.activate_script), shell.probe("outer")),
+            env=release39.env(),
+        )
+        inherited = exported(outer["outer"])
+        assert inherited["VIRTUAL_ENV"] == str(second_overlay39)
+        result = shell.run(
+            self.script(
+                shell,
+                shell.source(overlay39 / "bin" / shell.activate_script),
+                shell.probe("job"),
+                "deactivate",
+                shell.probe("after"),
+            ),
+            env=inherited,
+            cwd=tmp_path,
+        )
+        job, after = result["job"], result["after"]
+        assert str(second_overlay39) not in job["PATH"] and str(second_overlay39) not in job["PYTHONPATH"]
+        assert job["PATH"] == f"{overlay39}/bin:{release39.env()['PATH']}"
+        assert job["PYTHONPATH"] == f"{site_packages(overlay39)}:{release39.site}"
+        assert job["basepkg"] == "2.0"
+        # Deactivating returns to the cleaned state: the stale entries do not come back.
+        assert (after["PATH"], after["PYTHONPATH"], after["VIRTUAL_ENV"]) == (release39.env()["PATH"], str(release39.site), None)
 
     def test_odd_directory_name_is_safe(self, shell, release39, odd_overlay, tmp_path):
         assert odd_overlay.name == ODD_NAME

@@ -62,6 +62,15 @@ class Shell:
     def argv(self, script: Path) -> list[str]:
         return [self.exe, str(script)]
 
+    def exported_path(self, value: str) -> str:
+        """PATH as this shell exports it after a script sets it to ``value``: the activation script
+        can only be held to what the shell itself keeps."""
+        return value
+
+    def syntax_check(self, script: Path) -> list[str] | None:
+        """A command that parses ``script`` without running it, or None if the shell has none."""
+        return None
+
     def run(self, lines: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True) -> ShellResult:
         script_dir = Path(os.environ.get("TMPDIR", "/tmp"))
         script = script_dir / f"ovtest-{os.getpid()}-{id(lines)}.{self.name}"
@@ -92,6 +101,105 @@ class PosixShell(Shell):
             "dash": "set | sed 's/=.*//'; for f in deactivate overlay_venv_rebase _overlay_venv_drop _overlay_venv_drop_under; "
             "do command -v $f || true; done",
         }[self.name]
+
+
+class CshShell(Shell):
+    """tcsh and csh. Each script runs as a file (``-f``: no ~/.cshrc): csh parses a whole line before
+    running it, so an alias that ``source activate.csh`` defines is only usable on later lines."""
+
+    family = "csh"
+    activate_script = "activate.csh"
+
+    @staticmethod
+    def quote(value: str) -> str:
+        from overlay_venv.activation import csh_quote
+
+        return csh_quote(value)
+
+    def set(self, var: str, value: str | None) -> str:
+        return f"unsetenv {var}" if value is None else f"setenv {var} {self.quote(value)}"
+
+    def source(self, path: Path | str) -> str:
+        return f"source {self.quote(str(path))}"
+
+    def prepend(self, var: str, value: str) -> str:
+        return f'setenv {var} {self.quote(value + ":")}"${var}:q"'
+
+    def leftovers(self) -> str:
+        # Shell variables, aliases and the environment, one name a line (the test may run programs).
+        return "set | cut -f1; alias | cut -f1; printenv | cut -d= -f1"
+
+    def strict(self) -> str:
+        return ""  # csh has no `set -eu`: argv() passes -e, and an undefined variable is an error anyway
+
+    def argv(self, script: Path) -> list[str]:
+        # -e: exit on the first failing command, as `set -e` does for the POSIX shells.
+        return [self.exe, "-f", "-e", str(script)]
+
+    def syntax_check(self, script: Path) -> list[str] | None:
+        if self.name == "csh":
+            # BSD csh -n still evaluates if-expressions, without substituting variables, so `$?name`
+            # reads as a glob that matches nothing: it rejects every csh script that tests a variable.
+            return None
+        return [self.exe, "-f", "-n", str(script)]
+
+    def run(self, lines: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True) -> ShellResult:
+        result = super().run(lines, env, cwd, check)
+        # csh reports many errors without failing the script: anything on stderr is a failure.
+        if check and result.stderr:
+            raise AssertionError(
+                f"{self.name} wrote to stderr\n--- script\n" + "\n".join(lines) + f"\n--- stderr\n{result.stderr}"
+            )
+        return result
+
+
+class FishShell(Shell):
+    family = "fish"
+    activate_script = "activate.fish"
+
+    @staticmethod
+    def quote(value: str) -> str:
+        from overlay_venv.activation import fish_quote
+
+        return fish_quote(value)
+
+    def set(self, var: str, value: str | None) -> str:
+        if value is None:
+            return f"set -e -g {var}"
+        # Split at colons the way fish imports a *PATH variable, so the list holds the same entries.
+        return f"set -gx --path {var} (string split : -- {self.quote(value)})"
+
+    def source(self, path: Path | str) -> str:
+        return f"source {self.quote(str(path))}"
+
+    def prepend(self, var: str, value: str) -> str:
+        return f"set -gx --path {var} {self.quote(value)} ${var}"
+
+    def leftovers(self) -> str:
+        # --all: functions whose name starts with an underscore are hidden otherwise.
+        return "set --names; functions --all --names | string split ,; true"
+
+    def strict(self) -> str:
+        return ""  # fish has no `set -e`; run() fails on anything written to stderr instead
+
+    def argv(self, script: Path) -> list[str]:
+        return [self.exe, "--no-config", str(script)]
+
+    def exported_path(self, value: str) -> str:
+        # fish replaces an empty PATH entry with "." whenever PATH is set, before any activation.
+        return ":".join(item or "." for item in value.split(":"))
+
+    def syntax_check(self, script: Path) -> list[str] | None:
+        return [self.exe, "--no-config", "--no-execute", str(script)]
+
+    def run(self, lines: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True) -> ShellResult:
+        result = super().run(lines, env, cwd, check)
+        # fish carries on after a failing command: anything on stderr is a failure.
+        if check and result.stderr:
+            raise AssertionError(
+                f"{self.name} wrote to stderr\n--- script\n" + "\n".join(lines) + f"\n--- stderr\n{result.stderr}"
+            )
+        return result
 
 
 class ShellResult:

@@ -7,6 +7,7 @@ a colon or a newline.
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,12 @@ class ActivationValues:
     site_packages: list[str]  # absolute
     site_packages_rel: list[str]  # relative to overlay_dir
     prompt: str
+    # The release the overlay was built on, for the drift warning and --keep-setup.
+    base_interpreter: str = ""
+    base_pythonpath: str = ""  # "" also when it was unset: both mean "no release entries"
+    setup_command: str = ""  # run before activating when keep_setup
+    keep_setup: bool = False
+    rebuild_hint: str = ""
 
 
 def bash_prompt(prompt: str) -> str:
@@ -63,7 +70,72 @@ class PosixActivator(Activator):
             **super().context(values),
             "prompt_for_bash": bash_prompt(values.prompt),
             "prompt_is_plain": not (_PROMPT_SPECIAL & set(values.prompt)),
+            "base_bin_dir": os.path.dirname(values.base_interpreter),
         }
+
+
+class PosixLibrary(PosixActivator):
+    """``bin/_overlay_venv_lib.sh``: the rarely needed parts of ``bin/activate``, sourced on demand
+    (a PATH changed while active, an inherited environment, rebase), so activation stays cheap."""
+
+    template = "_overlay_venv_lib.sh.j2"
+    filename = "_overlay_venv_lib.sh"
+
+
+def csh_quote(value: str) -> str:
+    """``value`` as one csh/tcsh word: single quotes, with the three characters they do not protect
+    written outside them. ``'`` cannot appear inside at all; ``!`` would still run history substitution
+    in an interactive shell (sourced lines included), so it goes out as ``\\!``; ``\\`` goes out as
+    ``\\\\`` because with tcsh's ``backslash_quote`` set a backslash quotes even inside single quotes.
+    A newline cannot be quoted portably; overlay paths refuse it and so does the prompt."""
+    if "\n" in value:
+        raise ValueError(f"csh cannot quote a newline: {value!r}")
+    escaped = {"'": "'\\''", "!": "'\\!'", "\\": "'\\\\'"}
+    return "'" + "".join(escaped.get(char, char) for char in value) + "'"
+
+
+def fish_quote(value: str) -> str:
+    """``value`` as one fish word: in fish's single quotes only ``\\`` and ``'`` are special."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def tcsh_prompt(prompt: str) -> str:
+    """The prompt name escaped for tcsh's prompt expansion: ``%`` starts a sequence, ``!`` is the
+    history number, ``\\`` and ``^`` start escapes. Each is made literal by a backslash, ``%`` by
+    doubling."""
+    return "".join({"%": "%%", "!": "\\!", "\\": "\\\\", "^": "\\^"}.get(char, char) for char in prompt)
+
+
+def csh_prompt(prompt: str) -> str:
+    """The prompt name escaped for csh's prompt: only ``!`` (the history number) is special."""
+    return prompt.replace("!", "\\!")
+
+
+class CshActivator(Activator):
+    """``bin/activate.csh`` for tcsh and csh."""
+
+    template = "activate.csh.j2"
+    filename = "activate.csh"
+    quote = staticmethod(csh_quote)
+
+    def context(self, values: ActivationValues) -> dict:
+        return {
+            **super().context(values),
+            "prompt_for_tcsh": tcsh_prompt(values.prompt),
+            "prompt_for_csh": csh_prompt(values.prompt),
+            # csh splits a list at slashes (see the template): a path's own slashes are swapped for
+            # this control byte meanwhile. Not \x1c-\x1e: str.splitlines() (and so Jinja's indent
+            # filter) takes those for line breaks.
+            "path_mark": "\x01",
+        }
+
+
+class FishActivator(Activator):
+    """``bin/activate.fish`` for fish 3.1 and newer."""
+
+    template = "activate.fish.j2"
+    filename = "activate.fish"
+    quote = staticmethod(fish_quote)
 
 
 class PythonActivator(Activator):
@@ -74,7 +146,7 @@ class PythonActivator(Activator):
     quote = staticmethod(repr)
 
 
-ACTIVATORS: tuple[Activator, ...] = (PosixActivator(), PythonActivator())
+ACTIVATORS: tuple[Activator, ...] = (PosixActivator(), PosixLibrary(), CshActivator(), FishActivator(), PythonActivator())
 
 
 def write_activation_scripts(values: ActivationValues, bin_dir: Path) -> list[Path]:
