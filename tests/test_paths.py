@@ -23,7 +23,12 @@ from overlay_venv.paths import (
 entry = st.text(st.characters(blacklist_characters=":\x00", blacklist_categories=("Cs",)), max_size=12)
 search_list = st.lists(entry, min_size=1, max_size=6).map(":".join)
 maybe_list = st.none() | search_list
-own = st.lists(st.text(st.characters(blacklist_characters=":\x00", blacklist_categories=("Cs",)), min_size=1, max_size=12), min_size=1, max_size=2, unique=True)
+own = st.lists(
+    st.text(st.characters(blacklist_characters=":\x00", blacklist_categories=("Cs",)), min_size=1, max_size=12),
+    min_size=1,
+    max_size=2,
+    unique=True,
+)
 
 
 @given(maybe_list, own)

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import ODD_NAME
 from shells import PosixShell
 
@@ -17,8 +16,9 @@ def test_shellcheck_passes(overlay39, odd_overlay, dialect):
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed")
     for overlay in (overlay39, odd_overlay):
-        result = subprocess.run(["shellcheck", "-s", dialect, str(overlay / "bin" / "activate")], capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout
+        for script in ("activate", "_overlay_venv_lib.sh"):
+            result = subprocess.run(["shellcheck", "-s", dialect, str(overlay / "bin" / script)], capture_output=True, text=True)
+            assert result.returncode == 0, result.stdout
 
 
 def test_bash_prompt_shows_the_name_and_runs_nothing(release39, odd_overlay, tmp_path):

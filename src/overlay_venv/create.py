@@ -14,7 +14,7 @@ from .atomic import Staging
 from .errors import OverlayError
 from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
 from .paths import path_problem, relative_to_overlay
-from .release import base_pythonpath, normalize_setup, run_setup
+from .release import base_pythonpath, normalize_setup, rebuild_hint, run_setup
 from .templates import render, templates_dir
 
 HOOK_MODULE = "_overlay_venv_hook.py"
@@ -185,6 +185,8 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         cfg = stage.path / "pyvenv.cfg"
         cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(stage.path), str(dest)), encoding="utf-8")
         write_startup_hook(libs[-1])
+        info = session.interpreter
+        pythonpath = base_pythonpath(environ)
         write_activation_scripts(
             ActivationValues(
                 overlay_dir=str(dest),
@@ -192,10 +194,14 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
                 site_packages=[str(dest / rel) for rel in rel_libs],
                 site_packages_rel=rel_libs,
                 prompt=prompt,
+                base_interpreter=interpreter,
+                base_pythonpath=pythonpath or "",
+                setup_command=setup or "",
+                keep_setup=options.keep_setup,
+                rebuild_hint=rebuild_hint(dest),
             ),
             bin_dir,
         )
-        info = session.interpreter
         record = OverlayRecord(
             prompt=prompt,
             bin_dir=rel_bin,
@@ -206,7 +212,7 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
                 executable=str(info.system_executable),
                 version=".".join(str(part) for part in info.version_info[:3]),
                 implementation=info.implementation,
-                pythonpath=base_pythonpath(environ),
+                pythonpath=pythonpath,
                 setup=setup,
                 keep_setup=options.keep_setup,
             ),

@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 
-
 @click.command("create")
 @click.argument("name", type=click.Path(path_type=Path))
 @click.option(
@@ -24,7 +23,9 @@ import click
     help="Release setup to run first (in bash); the overlay is built on the interpreter and PYTHONPATH it leaves. "
     "A path to a file is sourced.",
 )
-@click.option("--keep-setup", is_flag=True, help="Make activation run the --setup command first, so a fresh shell needs one step.")
+@click.option(
+    "--keep-setup", is_flag=True, help="Make activation run the --setup command first, so a fresh shell needs one step."
+)
 @click.option(
     "--system-site-packages/--no-system-site-packages",
     default=True,

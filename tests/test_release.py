@@ -1,0 +1,157 @@
+"""create --setup/--keep-setup, `info`, and base drift."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CLI, build_release, clean_env, make_overlay, overlay_venv
+from shells import PosixShell
+
+
+def workdir(tmp_path: Path) -> Path:
+    """An empty directory to run in (pytest-console-scripts puts its own files in tmp_path)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    return work
+
+
+@pytest.fixture(scope="module")
+def kept(release39, tmp_path_factory) -> Path:
+    """An overlay made from a clean shell with the release's setup.sh given to --setup and kept."""
+    dest = tmp_path_factory.mktemp("kept") / "kept"
+    overlay_venv("create", str(dest), "--setup", str(release39.root / "setup.sh"), "--keep-setup", env=clean_env())
+    pip = [str(dest / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(release39.wheels)]
+    subprocess.run([*pip, "basepkg==2.0"], env=release39.env(), check=True, capture_output=True)
+    return dest
+
+
+def test_setup_builds_on_the_release_it_sets_up(release39, kept):
+    record = json.loads((kept / "overlay-venv.json").read_text())
+    assert record["base"]["interpreter"] == str(release39.bin / "python3")
+    assert record["base"]["pythonpath"] == str(release39.site)
+    assert record["base"]["setup"] == f". {release39.root / 'setup.sh'}"
+    assert record["base"]["keep_setup"] is True
+
+
+def test_source_is_recorded_as_dot(release39, tmp_path):
+    overlay_venv("create", str(tmp_path / "e"), "--no-pip", "--setup", f"source {release39.root}/setup.sh", env=clean_env())
+    record = json.loads((tmp_path / "e" / "overlay-venv.json").read_text())
+    assert record["base"]["setup"] == f". {release39.root}/setup.sh"
+    assert record["base"]["keep_setup"] is False
+
+
+@pytest.mark.parametrize("setup", ["setupATLAS", "asetup AnalysisBase,25.2.15"])
+def test_login_shell_aliases_are_explained(script_runner, tmp_path, setup):
+    tmp_path = workdir(tmp_path)
+    result = script_runner.run([CLI, "create", "env", "--setup", setup], cwd=tmp_path, env=clean_env())
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("overlay-venv: error:") and "atlasLocalSetup.sh" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failing_setup_is_reported_with_its_status(script_runner, tmp_path):
+    tmp_path = workdir(tmp_path)
+    result = script_runner.run([CLI, "create", "env", "--setup", "echo broken release >&2; false"], cwd=tmp_path, env=clean_env())
+    assert result.returncode != 0
+    assert "exit status 1" in result.stderr and "broken release" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_setup_needs_setup(script_runner, release39, tmp_path):
+    tmp_path = workdir(tmp_path)
+    result = script_runner.run([CLI, "create", "env", "--keep-setup"], cwd=tmp_path, env=release39.env())
+    assert result.returncode != 0 and "--setup" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shell", ["sh", "dash", "bash"])
+def test_kept_setup_makes_a_fresh_job_shell_one_step(shell, release39, kept, tmp_path):
+    """A batch job: a fresh non-interactive shell with no release set up, `set -eu`, one source line."""
+    sh = PosixShell(shell)
+    if not sh.available():
+        pytest.skip(f"{shell} is not installed")
+    result = sh.run(
+        ["set -eu", sh.source(kept / "bin" / "activate"), sh.probe("job"), "deactivate", sh.probe("after")],
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    job = result["job"]
+    assert job["basepkg"] == "2.0"
+    assert job["PYTHONPATH"] == f"{kept}/lib/python3.9/site-packages:{release39.site}"
+    assert job["executable"].startswith(str(kept))
+    assert result.stderr == ""  # the release matched: no drift warning
+    # deactivate leaves the release set up (a release cannot be unset), without the overlay.
+    assert result["after"]["PYTHONPATH"] == str(release39.site)
+    assert result["after"]["basepkg"] == "1.0"
+
+
+def test_kept_setup_is_not_run_twice(release39, kept, tmp_path):
+    sh = PosixShell("bash")
+    result = sh.run(
+        [sh.source(kept / "bin" / "activate"), sh.source(kept / "bin" / "activate"), sh.probe("twice")],
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    assert result["twice"]["PATH"].split(":").count(str(release39.bin)) == 1
+    assert result["twice"]["PYTHONPATH"].split(":").count(str(release39.site)) == 1
+
+
+def test_info_matches_and_json(release39, kept):
+    text = overlay_venv("info", str(kept), env=release39.env()).stdout
+    assert "matches the recorded base" in text
+    assert "CPython 3.9" in text and "activation runs it" in text
+    data = json.loads(overlay_venv("info", str(kept), "--json", env=release39.env()).stdout)
+    assert data["matches_this_shell"] is True and data["differences"] == []
+    assert data["base"]["pythonpath"] == str(release39.site)
+    assert set(data) == {
+        "overlay",
+        "prompt",
+        "site_packages",
+        "system_site_packages",
+        "base",
+        "created_by",
+        "matches_this_shell",
+        "differences",
+    }
+
+
+def test_info_of_the_active_overlay_and_errors(script_runner, release39, kept, tmp_path):
+    env = release39.env(VIRTUAL_ENV=str(kept))
+    assert "matches" in overlay_venv("info", env=env).stdout
+    none = script_runner.run([CLI, "info"], env=release39.env(), cwd=tmp_path)
+    assert none.returncode != 0 and "no overlay is active" in none.stderr
+    (tmp_path / "plain").mkdir()
+    bad = script_runner.run([CLI, "info", "plain"], env=release39.env(), cwd=tmp_path)
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_drift_other_pythonpath_is_reported_by_info_and_activation(release39, overlay39, tmp_path):
+    other = tmp_path / "other-site"
+    other.mkdir()
+    env = release39.env(PYTHONPATH=f"{other}:{release39.site}")
+    text = overlay_venv("info", str(overlay39), env=env).stdout
+    assert "differs" in text and str(other) in text and "overlay-venv create --clear" in text
+    sh = PosixShell("bash")
+    result = sh.run([sh.source(overlay39 / "bin" / "activate"), sh.probe("active")], env=env, cwd=tmp_path)
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("overlay-venv: warning:") and str(other) in warning[0]
+    assert "overlay-venv create --clear" in warning[0]
+
+
+def test_drift_moved_interpreter(tmp_path):
+    release = build_release(tmp_path / "movable", "3.9")
+    overlay = make_overlay(release, tmp_path / "env", install=())
+    moved = tmp_path / "moved"
+    shutil.move(str(release.root.parent), str(moved))
+    env = clean_env()
+    text = overlay_venv("info", str(overlay), env=env).stdout
+    assert "is gone" in text
+    sh = PosixShell("dash")
+    result = sh.run(["set -eu", sh.source(overlay / "bin" / "activate"), "echo activated"], env=env, cwd=tmp_path)
+    assert "activated" in result.lines
+    assert "is gone" in result.stderr and result.stderr.count("\n") == 1
