@@ -155,3 +155,22 @@ def test_drift_moved_interpreter(tmp_path):
     result = sh.run(["set -eu", sh.source(overlay / "bin" / "activate"), "echo activated"], env=env, cwd=tmp_path)
     assert "activated" in result.lines
     assert "is gone" in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("shell_name", ["tcsh", "csh", "fish"])
+def test_drift_warning_in_csh_and_fish(shell_name, release39, overlay39, kept, tmp_path):
+    from shells import CshShell, FishShell
+
+    shell = (FishShell if shell_name == "fish" else CshShell)(shell_name)
+    if not shell.available():
+        pytest.skip(f"{shell_name} is not installed")
+    script = overlay39 / "bin" / shell.activate_script
+    quiet = shell.run([shell.source(script), "deactivate"], env=release39.env(), cwd=tmp_path)
+    assert quiet.stderr == ""
+    other = release39.env(PYTHONPATH=f"/opt/other:{release39.site}")
+    warned = shell.run([shell.source(script), "deactivate"], env=other, cwd=tmp_path)
+    lines = warned.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("overlay-venv: warning: PYTHONPATH is /opt/other:")
+    # A kept setup cannot run in these shells: the warning says what to set up.
+    kept_warning = shell.run([shell.source(kept / "bin" / shell.activate_script), "deactivate"], env=clean_env(), cwd=tmp_path)
+    assert "cannot run" in kept_warning.stderr and str(release39.root / "setup.sh") in kept_warning.stderr
