@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,6 +34,10 @@ class CreateOptions:
     clear: bool = False
     setup: str | None = None
     keep_setup: bool = False
+    # Fills the overlay before it is moved into place (create --from, rebuild): called with the
+    # staging directory, a working overlay there, and the release's environment. If it raises,
+    # nothing is moved and the staging directory is removed, so a failed fill leaves no trace.
+    populate: Callable[[Path, dict[str, str]], None] | None = None
 
 
 def find_interpreter(python: str | None, environ: dict[str, str]) -> str:
@@ -181,9 +186,6 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         rel_libs = [relative_to_overlay(stage.path, lib) for lib in libs]
         rel_bin = relative_to_overlay(stage.path, bin_dir)
 
-        move_scripts(bin_dir, str(stage.path / rel_bin / "python"), str(dest / rel_bin / "python"))
-        cfg = stage.path / "pyvenv.cfg"
-        cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(stage.path), str(dest)), encoding="utf-8")
         write_startup_hook(libs[-1])
         info = session.interpreter
         pythonpath = base_pythonpath(environ)
@@ -218,8 +220,14 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
             ),
             created_by=f"overlay-venv {__version__}",
         )
-        # The record is written last: a directory without it is never taken for an overlay.
         write_record(stage.path, record)
+        if options.populate is not None:
+            # A complete overlay, but at the staging path: use its bin/python, not its activate.
+            options.populate(stage.path, environ)
+        # Last, so they also cover what populate installed: point scripts at the final place.
+        move_scripts(bin_dir, str(stage.path / rel_bin / "python"), str(dest / rel_bin / "python"))
+        cfg = stage.path / "pyvenv.cfg"
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(stage.path), str(dest)), encoding="utf-8")
         try:
             stage.commit(replace=options.clear)
         except FileExistsError:
