@@ -5,6 +5,7 @@ the release set up the way a login shell would have it."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,31 @@ PYTHONPATH_CASES = {
     "glob-chars": "/opt/[ab]*?/lib:{site}",
     "only-colon": ":",
 }
+
+# Values each shell's quote function must hand to the shell unchanged: every quoting and expansion
+# character.
+NASTY = [
+    "a'b",
+    "!",
+    "a!b",
+    "\\",
+    "end\\",
+    "\\'",
+    "\\!",
+    "$HOME",
+    "`true`",
+    "$(true)",
+    "*",
+    "~",
+    "a b",
+    "%n",
+    "ünï",
+    "'!'",
+    "",
+    "{a,b}",
+    "#x",
+    ";&|<>",
+]
 
 EXPORTS_ALLOWED = {"PATH", "PYTHONPATH", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT", "PS1"}
 
@@ -44,21 +70,34 @@ class ActivationCases:
         prefix = [shell.strict()] if shell.strict() else []
         return prefix + list(lines)
 
+    def round_trip(self, shell, overlay: Path, env: dict, cwd: Path, setup: tuple[str, ...] = ()):
+        """Probe the state before activating, while active, and after deactivate."""
+        lines = [*setup, shell.probe("before"), shell.source(overlay / "bin" / shell.activate_script)]
+        lines += [shell.probe("active"), "deactivate", shell.probe("after")]
+        return shell.run(self.script(shell, *lines), env=env, cwd=cwd)
+
+    # --- quoting and parsing ---------------------------------------------------------------------------
+
+    def test_quote_gives_values_back_unchanged(self, shell, tmp_path):
+        lines = shell.quoting_stress()
+        for value in NASTY:
+            lines += [shell.set("OVQ", value), "printenv OVQ"]
+        result = shell.run(lines, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}, cwd=tmp_path)
+        assert result.stdout == "".join(value + "\n" for value in NASTY)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_script_parses(self, shell, overlay39, odd_overlay):
+        if shell.syntax_check(overlay39) is None:
+            pytest.skip(f"{shell.name} has no usable parse-only mode")
+        for overlay in (overlay39, odd_overlay):
+            script = overlay / "bin" / shell.activate_script
+            result = subprocess.run(shell.syntax_check(script), capture_output=True, text=True)
+            assert result.returncode == 0 and result.stderr == "", result.stderr
+
     # --- the basic promise -------------------------------------------------------------------------
 
     def test_overlay_wins_while_active_and_base_returns_after(self, shell, release39, overlay39, tmp_path):
-        result = shell.run(
-            self.script(
-                shell,
-                shell.probe("before"),
-                shell.source(overlay39 / "bin" / shell.activate_script),
-                shell.probe("active"),
-                "deactivate",
-                shell.probe("after"),
-            ),
-            env=release39.env(),
-            cwd=tmp_path,
-        )
+        result = self.round_trip(shell, overlay39, release39.env(), tmp_path)
         before, active, after = result["before"], result["active"], result["after"]
         assert before["basepkg"] == "1.0"
         assert active["basepkg"] == "2.0"
@@ -76,20 +115,8 @@ class ActivationCases:
         value = PYTHONPATH_CASES[case]
         value = None if value is None else value.format(site=release39.site)
         path = f"/opt/bin with space:{release39.bin}:/usr/bin:/bin:"  # PATH with an odd entry and a trailing colon
-        result = shell.run(
-            self.script(
-                shell,
-                shell.set("PYTHONPATH", value),
-                shell.set("PATH", path),
-                shell.probe("before"),
-                shell.source(overlay39 / "bin" / shell.activate_script),
-                shell.probe("active"),
-                "deactivate",
-                shell.probe("after"),
-            ),
-            env=release39.env(),
-            cwd=tmp_path,
-        )
+        setup = (shell.set("PYTHONPATH", value), shell.set("PATH", path))
+        result = self.round_trip(shell, overlay39, release39.env(), tmp_path, setup)
         before, active, after = result["before"], result["active"], result["after"]
         assert before["PYTHONPATH"] == value
         # What the shell itself makes of PATH (fish turns an empty entry into "."), before activating.
@@ -204,18 +231,7 @@ class ActivationCases:
 
     def test_odd_directory_name_is_safe(self, shell, release39, odd_overlay, tmp_path):
         assert odd_overlay.name == ODD_NAME
-        result = shell.run(
-            self.script(
-                shell,
-                shell.probe("before"),
-                shell.source(odd_overlay / "bin" / shell.activate_script),
-                shell.probe("active"),
-                "deactivate",
-                shell.probe("after"),
-            ),
-            env=release39.env(),
-            cwd=tmp_path,
-        )
+        result = self.round_trip(shell, odd_overlay, release39.env(), tmp_path)
         assert result["active"]["basepkg"] == "2.0"
         assert result["active"]["VIRTUAL_ENV"] == str(odd_overlay)
         assert result["active"]["VIRTUAL_ENV_PROMPT"] == ODD_NAME

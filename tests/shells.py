@@ -71,7 +71,11 @@ class Shell:
 
     def syntax_check(self, script: Path) -> list[str] | None:
         """A command that parses ``script`` without running it, or None if the shell has none."""
-        return None
+        return [self.exe, "-n", str(script)]
+
+    def quoting_stress(self) -> list[str]:
+        """Lines that make the shell's quoting as hostile as a user's settings can."""
+        return []
 
     def run(self, lines: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True) -> ShellResult:
         script_dir = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -139,6 +143,10 @@ class CshShell(Shell):
     def argv(self, script: Path) -> list[str]:
         # -e: exit on the first failing command, as `set -e` does for the POSIX shells.
         return [self.exe, "-f", "-e", str(script)]
+
+    def quoting_stress(self) -> list[str]:
+        # tcsh's backslash_quote makes a backslash quote even inside single quotes.
+        return ["set backslash_quote"] if self.name == "tcsh" else []
 
     def syntax_check(self, script: Path) -> list[str] | None:
         if self.name == "csh":

@@ -2,54 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from activation_cases import ActivationCases
 from conftest import ODD_NAME
 from shells import FishShell
-
-# Values the quote functions must hand to the shell unchanged: every quoting and expansion character.
-NASTY = [
-    "a'b",
-    "!",
-    "a!b",
-    "\\",
-    "end\\",
-    "\\'",
-    "\\!",
-    "$HOME",
-    "`true`",
-    "$(true)",
-    "*",
-    "~",
-    "a b",
-    "%n",
-    "ünï",
-    "'!'",
-    "",
-    "{a,b}",
-    "#x",
-    ";&|<>",
-]
 
 
 class TestFish(ActivationCases):
     shell_name = "fish"
     shell_class = FishShell
-
-    def test_quote_gives_values_back_unchanged(self, shell, tmp_path):
-        lines = []
-        for value in NASTY:
-            lines += [f"set -gx OVQ {shell.quote(value)}", "printenv OVQ"]
-        result = shell.run(lines, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}, cwd=tmp_path)
-        assert result.stdout == "".join(value + "\n" for value in NASTY)
-        assert list(tmp_path.iterdir()) == []
-
-    def test_script_parses(self, shell, overlay39, odd_overlay):
-        for overlay in (overlay39, odd_overlay):
-            script = overlay / "bin" / shell.activate_script
-            result = subprocess.run(shell.syntax_check(script), capture_output=True, text=True)
-            assert result.returncode == 0 and result.stderr == "", result.stderr
 
     def test_prompt_shows_the_name_and_comes_back(self, shell, release39, odd_overlay, tmp_path):
         # A prompt that shows the last status, as many do: the wrapper must hand the status on.

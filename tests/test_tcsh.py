@@ -7,56 +7,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 from activation_cases import ActivationCases
 from conftest import ODD_NAME
 from shells import CshShell
 
-# Values the quote functions must hand to the shell unchanged: every quoting and expansion character.
-NASTY = [
-    "a'b",
-    "!",
-    "a!b",
-    "\\",
-    "end\\",
-    "\\'",
-    "\\!",
-    "$HOME",
-    "`true`",
-    "$(true)",
-    "*",
-    "~",
-    "a b",
-    "%n",
-    "ünï",
-    "'!'",
-    "",
-    "{a,b}",
-    "#x",
-    ";&|<>",
-]
-
 
 class CshCases(ActivationCases):
     shell_class = CshShell
-
-    def test_quote_gives_values_back_unchanged(self, shell, tmp_path):
-        # tcsh's backslash_quote makes a backslash quote even inside single quotes: set it, to show
-        # that the quoting does not depend on it.
-        lines = ["set backslash_quote"] if shell.name == "tcsh" else []
-        for value in NASTY:
-            lines += [f"setenv OVQ {shell.quote(value)}", "printenv OVQ"]
-        result = shell.run(lines, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}, cwd=tmp_path)
-        assert result.stdout == "".join(value + "\n" for value in NASTY)
-        assert list(tmp_path.iterdir()) == []
-
-    def test_script_parses(self, shell, overlay39, odd_overlay):
-        if shell.syntax_check(overlay39) is None:
-            pytest.skip(f"{shell.name} has no usable parse-only mode; tcsh -n checks the same file")
-        for overlay in (overlay39, odd_overlay):
-            script = overlay / "bin" / shell.activate_script
-            result = subprocess.run(shell.syntax_check(script), capture_output=True, text=True)
-            assert result.returncode == 0 and result.stderr == "", result.stderr
 
     def test_prompt_is_prefixed_and_restored(self, shell, release39, odd_overlay, tmp_path):
         # A non-interactive shell has no prompt; setting one makes the script treat it as interactive.
