@@ -174,3 +174,17 @@ def test_drift_warning_in_csh_and_fish(shell_name, release39, overlay39, kept, t
     # A kept setup cannot run in these shells: the warning says what to set up.
     kept_warning = shell.run([shell.source(kept / "bin" / shell.activate_script), "deactivate"], env=clean_env(), cwd=tmp_path)
     assert "cannot run" in kept_warning.stderr and str(release39.root / "setup.sh") in kept_warning.stderr
+
+
+def test_container_setup_is_pointed_out(monkeypatch, tmp_path):
+    """Inside an ATLAS container /release_setup.sh exists; create says how to build on it."""
+    from overlay_venv import release
+
+    monkeypatch.setattr(release, "CONTAINER_SETUP", str(tmp_path / "absent.sh"))
+    assert release.container_hint() is None
+    setup = tmp_path / "release_setup.sh"
+    setup.write_text("export PYTHONPATH=/release/lib\n")
+    monkeypatch.setattr(release, "CONTAINER_SETUP", str(setup))
+    hint = release.container_hint()
+    assert hint and f"--setup {setup}" in hint and "--keep-setup" in hint
+    assert release.normalize_setup(str(setup)) == f". {setup}"
