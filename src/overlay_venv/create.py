@@ -16,6 +16,7 @@ from .errors import OverlayError
 from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
 from .paths import path_problem, relative_to_overlay
 from .release import base_pythonpath, normalize_setup, rebuild_hint, run_setup
+from .relocate import write_relocate_script
 from .templates import render, templates_dir
 
 HOOK_MODULE = "_overlay_venv_hook.py"
@@ -204,6 +205,8 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
             ),
             bin_dir,
         )
+        # A copy moved with plain tools (cp -a, rsync, tar) can re-point itself with this script.
+        write_relocate_script(stage.path, dest, rel_bin)
         record = OverlayRecord(
             prompt=prompt,
             bin_dir=rel_bin,

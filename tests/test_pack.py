@@ -1,0 +1,370 @@
+"""`overlay-venv pack` / `unpack` and the self-contained `bin/overlay-venv-relocate`: an overlay moved
+to another directory works there in every shell, with the original gone."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import make_base
+import pytest
+import shells
+from conftest import ODD_NAME, clean_env, make_overlay, overlay_venv
+from shells import PosixShell
+
+from overlay_venv.pack import human_size
+
+STAGING = ".overlay-venv-tmp-"
+TOOL_OUTPUT = "tooly sees basepkg 2.0"
+
+
+def available_shells() -> list:
+    """Every shell activation is written for; csh/fish drivers only if tests/shells.py has them."""
+    found = [pytest.param(PosixShell(name), id=name) for name in ("bash", "dash", "zsh", "ksh")]
+    csh, fish = getattr(shells, "CshShell", None), getattr(shells, "FishShell", None)
+    for name in ("tcsh", "csh"):
+        found.append(
+            pytest.param(csh(name), id=name)
+            if csh
+            else pytest.param(None, id=name, marks=pytest.mark.skip(reason="tests/shells.py has no CshShell yet"))
+        )
+    found.append(
+        pytest.param(fish("fish"), id="fish")
+        if fish
+        else pytest.param(None, id="fish", marks=pytest.mark.skip(reason="tests/shells.py has no FishShell yet"))
+    )
+    return found
+
+
+SHELLS = available_shells()
+
+
+def install_tool(release, overlay: Path, wheels: Path) -> None:
+    """pip installs a distribution with a console script, `tooly`, into the overlay."""
+    pip = [str(overlay / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels), "toolpkg"]
+    subprocess.run(pip, env=release.env(), check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def tool_wheels(tmp_path_factory) -> Path:
+    wheels = tmp_path_factory.mktemp("tool-wheels")
+    code = "def main():\n    import basepkg\n    print('tooly sees basepkg', basepkg.__version__)\n"
+    make_base.build_wheel(
+        wheels, "toolpkg", "1.0", modules={"toolpkg/__init__.py": code}, console_scripts={"tooly": "toolpkg:main"}
+    )
+    return wheels
+
+
+def names_of(root: Path, old: str) -> list[str]:
+    """Files under ``root`` that still contain the path ``old`` (bytecode aside: the import system
+    replaces the file name a .pyc recorded with the real one)."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.suffix != ".pyc" and old.encode() in path.read_bytes():
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def assert_works_at(dest: Path, release, record_before: str) -> None:
+    """Imports, console scripts, pip, info and the record at the new place, without activation."""
+    env = release.env()
+    code = "import basepkg, sys; print(basepkg.__version__, sys.prefix)"
+    out = subprocess.run([str(dest / "bin" / "python"), "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out == f"2.0 {dest}\n"  # the start-up hook at the new place puts the overlay first
+    tool = subprocess.run([str(dest / "bin" / "tooly")], env=env, capture_output=True, text=True)
+    assert (tool.returncode, tool.stdout.strip()) == (0, TOOL_OUTPUT), tool.stderr
+    pip = subprocess.run([str(dest / "bin" / "pip"), "--version"], env=env, capture_output=True, text=True)
+    assert pip.returncode == 0 and str(dest) in pip.stdout, pip.stderr
+    info = json.loads(overlay_venv("info", str(dest), "--json", env=env).stdout)
+    assert info["overlay"] == str(dest) and info["matches_this_shell"] is True
+    assert info["site_packages"] == [str(dest / "lib" / "python3.9" / "site-packages")]
+    assert (dest / "overlay-venv.json").read_text() == record_before
+    # activate_this.py in the release's own interpreter.
+    script = dest / "bin" / "activate_this.py"
+    code = (
+        f"p = {str(script)!r}; exec(open(p).read(), {{'__file__': p}}); "
+        "import basepkg, os; print(basepkg.__version__, os.environ['VIRTUAL_ENV'])"
+    )
+    out = subprocess.run([str(release.python), "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out == f"2.0 {dest}\n"
+
+
+def assert_activates(sh, dest: Path, release, tmp_path: Path) -> None:
+    if sh is None or not sh.available():
+        pytest.skip(f"{getattr(sh, 'name', 'shell')} is not installed")
+    lines = [sh.source(dest / "bin" / sh.activate_script), sh.probe("on"), "tooly", "deactivate", sh.probe("off")]
+    result = sh.run(lines, env=release.env(), cwd=tmp_path)
+    on = result["on"]
+    assert on["basepkg"] == "2.0" and on["VIRTUAL_ENV"] == str(dest)
+    assert on["PYTHONPATH"] == f"{dest}/lib/python3.9/site-packages:{release.site}"
+    assert on["PATH"].split(":")[0] == str(dest / "bin")
+    assert TOOL_OUTPUT in result.lines
+    assert result["off"]["basepkg"] == "1.0" and result["off"]["PYTHONPATH"] == str(release.site)
+
+
+# ------------------------------------------------------------------------ overlay-venv pack / unpack
+
+
+@pytest.fixture(scope="module")
+def unpacked(release39, tool_wheels, tmp_path_factory) -> tuple:
+    """An overlay in a directory with a blank (so its console scripts have sh trampolines), packed,
+    deleted, and unpacked into a directory whose name holds every character a shell might run."""
+    work = tmp_path_factory.mktemp("pack")
+    (work / "src dir").mkdir()
+    original = make_overlay(release39, work / "src dir" / "env")
+    install_tool(release39, original, tool_wheels)
+    record = (original / "overlay-venv.json").read_text()
+    archive = work / "env.tar.gz"
+    packed = overlay_venv("pack", str(original), "-o", str(archive), env=clean_env())
+    shutil.rmtree(work / "src dir")
+    (work / ODD_NAME).mkdir()
+    dest = work / ODD_NAME / "env"
+    unpacked = overlay_venv("unpack", str(archive), str(dest), env=clean_env())
+    return dest, record, packed, unpacked, str(original), archive
+
+
+def test_pack_reports_the_archive_size_and_unpack_reports_the_source(unpacked):
+    dest, _, packed, result, original, archive = unpacked
+    size = human_size(archive.stat().st_size)
+    assert f"into {archive} ({size}," in packed.stdout
+    # A blank in the old path is fine for unpack, but the stdlib script could not move it: said once.
+    assert "overlay-venv unpack" in packed.stderr and "' '" in packed.stderr
+    assert f"into {dest} (packed from {original})" in result.stdout and f"({size})" in result.stdout
+    assert result.stderr == ""
+    assert not [name for name in os.listdir(dest.parent) if name.startswith(STAGING)]
+
+
+def test_unpacked_overlay_works_at_the_new_place(release39, unpacked):
+    dest, record, _, _, original, _ = unpacked
+    assert not Path(original).exists()
+    assert names_of(dest, original) == []
+    assert_works_at(dest, release39, record)
+    # Console scripts got a trampoline that quotes the new path once for sh; the file runs nothing else.
+    assert (dest / "bin" / "tooly").read_bytes().startswith(b"#!/bin/sh\n'''exec' ")
+    assert sorted(os.listdir(dest.parent)) == ["env"]
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_unpacked_overlay_activates(sh, release39, unpacked, tmp_path):
+    assert_activates(sh, unpacked[0], release39, tmp_path)
+
+
+def test_unpacked_overlay_can_be_packed_and_moved_again(release39, unpacked, tmp_path):
+    """Unpack works more than once (conda-pack#106): the archive names the latest place."""
+    dest = unpacked[0]
+    overlay_venv("pack", str(dest), "-o", str(tmp_path / "again.tar.gz"), env=clean_env())
+    second = tmp_path / "second"
+    overlay_venv("unpack", str(tmp_path / "again.tar.gz"), str(second), env=clean_env())
+    assert names_of(second, str(dest)) == []
+    assert_works_at(second, release39, unpacked[1])
+
+
+# ----------------------------------------------------------- the self-contained path: tar + script
+
+
+@pytest.fixture(scope="module")
+def plain_archive(release39, tool_wheels, tmp_path_factory) -> tuple[Path, str, str]:
+    work = tmp_path_factory.mktemp("plain")
+    (work / "src").mkdir()
+    original = make_overlay(release39, work / "src" / "env")
+    install_tool(release39, original, tool_wheels)
+    record = (original / "overlay-venv.json").read_text()
+    archive = work / "env.tar.gz"
+    overlay_venv("pack", str(original), "-o", str(archive), env=clean_env())
+    shutil.rmtree(work / "src")
+    return archive, record, str(original)
+
+
+def untar_and_relocate(archive: Path, dest: Path) -> subprocess.CompletedProcess:
+    """What a node without overlay-venv does: GNU tar and the overlay's own interpreter, clean env."""
+    dest.mkdir(parents=True)
+    subprocess.run(["tar", "xzf", str(archive), "-C", str(dest)], check=True)
+    return subprocess.run(
+        [str(dest / "bin" / "python"), str(dest / "bin" / "overlay-venv-relocate")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def relocated(plain_archive, tmp_path_factory) -> Path:
+    archive, _, original = plain_archive
+    dest = tmp_path_factory.mktemp("moved") / "new-place" / "env"
+    result = untar_and_relocate(archive, dest)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("overlay-venv-relocate: ") and f"refer to {dest} (were {original})" in result.stdout
+    return dest
+
+
+def test_relocate_script_moves_the_overlay(release39, plain_archive, relocated):
+    _, record, original = plain_archive
+    assert names_of(relocated, original) == []
+    assert_works_at(relocated, release39, record)
+    again = subprocess.run(
+        [str(relocated / "bin" / "python"), str(relocated / "bin" / "overlay-venv-relocate")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+@pytest.mark.parametrize("sh", SHELLS)
+def test_relocated_overlay_activates(sh, release39, relocated, tmp_path):
+    assert_activates(sh, relocated, release39, tmp_path)
+
+
+def test_relocate_script_to_a_long_path_writes_trampolines(release39, plain_archive, tmp_path):
+    """A destination whose python path exceeds the 127 bytes the kernel reads of a #! line."""
+    archive, record, _ = plain_archive
+    dest = tmp_path / ("d" * 60) / ("e" * 60) / "env"
+    result = untar_and_relocate(archive, dest)
+    assert result.returncode == 0, result.stderr
+    assert (dest / "bin" / "tooly").read_bytes().startswith(b"#!/bin/sh\n'''exec' ")
+    assert_works_at(dest, release39, record)
+
+
+@pytest.mark.parametrize("name", ["with space", "dollar$x", "colon:x", "quote'x", "bang!x", "back\\slash", "star*x"])
+def test_relocate_script_refuses_paths_it_cannot_rewrite_as_text(plain_archive, tmp_path, name):
+    archive, _, original = plain_archive
+    dest = tmp_path / name / "env"
+    result = untar_and_relocate(archive, dest)
+    assert result.returncode == 1
+    assert result.stderr.startswith("overlay-venv-relocate: error: the new place") and "overlay-venv unpack" in result.stderr
+    # Nothing was rewritten: the scripts still name the place the archive was packed from.
+    assert f"VIRTUAL_ENV={original}\n" in (dest / "bin" / "activate").read_text()
+
+
+# --------------------------------------------------------------------------------------- refusals
+
+
+@pytest.fixture(scope="module")
+def small(release39, tmp_path_factory) -> Path:
+    return make_overlay(release39, tmp_path_factory.mktemp("small") / "env", "--no-pip", install=())
+
+
+def _editable_direct_url(site: Path) -> list[Path]:
+    # What pip writes for `pip install -e /src/foo` (PEP 660): metadata that points at the source tree.
+    dist = site / "foo-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n")
+    (dist / "direct_url.json").write_text(json.dumps({"url": "file:///src/foo", "dir_info": {"editable": True}}))
+    return [dist]
+
+
+def _editable_pth(site: Path) -> list[Path]:
+    path = site / "__editable__.foo-1.0.pth"
+    path.write_text("/src/foo\n")
+    return [path]
+
+
+def _egg_link(site: Path) -> list[Path]:
+    path = site / "foo.egg-link"
+    path.write_text("/src/foo\n.\n")
+    return [path]
+
+
+def _absolute_symlink(site: Path) -> list[Path]:
+    link = site.parent.parent.parent / "lib-abs"
+    link.symlink_to(site.parent.parent)
+    return [link]
+
+
+def _escaping_symlink(site: Path) -> list[Path]:
+    link = site / "outside"
+    link.symlink_to("../../../../elsewhere")
+    return [link]
+
+
+def _pth_naming_the_overlay(site: Path) -> list[Path]:
+    path = site / "extra.pth"
+    path.write_text(f"{site.parent.parent.parent}/extra\n")
+    return [path]
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (_editable_direct_url, "foo-1.0 is an editable install"),
+        (_editable_pth, "__editable__.foo-1.0.pth belongs to an editable install"),
+        (_egg_link, "foo.egg-link belongs to an editable install"),
+        (_absolute_symlink, "lib-abs is a symlink to"),
+        (_escaping_symlink, "leads out of the overlay"),
+        (_pth_naming_the_overlay, "extra.pth names the overlay's absolute path"),
+    ],
+    ids=["direct_url", "editable_pth", "egg_link", "absolute_symlink", "escaping_symlink", "pth"],
+)
+def test_pack_refuses_what_cannot_move(small, tmp_path, make, expected):
+    site = small / "lib" / "python3.9" / "site-packages"
+    made = make(site)
+    try:
+        result = overlay_venv("pack", str(small), "-o", str(tmp_path / "x.tar.gz"), env=clean_env(), check=False)
+    finally:
+        for path in made:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"overlay-venv: error: cannot pack {small}") and expected in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pack_refuses_to_overwrite_without_force(small, tmp_path):
+    archive = tmp_path / "x.tar.gz"
+    archive.write_text("precious")
+    refused = overlay_venv("pack", str(small), "-o", str(archive), env=clean_env(), check=False)
+    assert refused.returncode == 1 and "--force" in refused.stderr and archive.read_text() == "precious"
+    overlay_venv("pack", str(small), "-o", str(archive), "--force", env=clean_env())
+    with tarfile.open(archive) as tar:
+        assert "overlay-venv.json" in tar.getnames() and "bin/overlay-venv-relocate" in tar.getnames()
+    assert sorted(os.listdir(tmp_path)) == ["x.tar.gz"]
+
+
+def test_unpack_refuses_a_non_empty_destination(small, tmp_path):
+    archive = tmp_path / "x.tar.gz"
+    overlay_venv("pack", str(small), "-o", str(archive), env=clean_env())
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "keep").write_text("mine")
+    result = overlay_venv("unpack", str(archive), str(dest), env=clean_env(), check=False)
+    assert result.returncode == 1 and "not empty" in result.stderr
+    assert os.listdir(dest) == ["keep"]
+    # An empty directory is fine (a job's prepared scratch directory).
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    overlay_venv("unpack", str(archive), str(empty), env=clean_env())
+    assert (empty / "bin" / "activate").is_file()
+
+
+def _archive(path: Path, files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_unpack_refuses_hostile_or_foreign_archives_and_leaves_nothing(small, tmp_path):
+    record = (small / "overlay-venv.json").read_bytes()
+    cases = {
+        "escape": ({"overlay-venv.json": record, "../evil": b"x"}, "outside the destination"),
+        "no-record": ({"bin/activate": b""}, "does not hold an overlay"),
+        # A plain tar of an overlay without the relocate script: the old place is unknown. This one
+        # fails after extraction, inside the staging directory, which must vanish.
+        "no-script": ({"overlay-venv.json": record, "bin/activate": b""}, "the place it was packed from is unknown"),
+    }
+    for name, (files, message) in cases.items():
+        archive = _archive(tmp_path / f"{name}.tar.gz", files)
+        result = overlay_venv("unpack", str(archive), str(tmp_path / f"dest-{name}"), env=clean_env(), check=False)
+        assert result.returncode == 1 and message in result.stderr, (name, result.stderr)
+    assert sorted(os.listdir(tmp_path)) == sorted(f"{name}.tar.gz" for name in cases)
+    assert not (tmp_path.parent / "evil").exists()
