@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SHELLS_PKGS=(bash dash zsh ksh tcsh csh fish shellcheck)
+# The shells the activation tests drive, shellcheck, and Slurm for the batch tests (on localhost).
+SHELLS_PKGS=(bash dash zsh ksh tcsh csh fish shellcheck slurmctld slurmd slurm-client)
 missing=()
 for pkg in "${SHELLS_PKGS[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -15,7 +16,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-for exe in bash dash zsh ksh tcsh csh fish shellcheck; do
+for exe in bash dash zsh ksh tcsh csh fish shellcheck slurmctld slurmd sbatch; do
     command -v "$exe" >/dev/null || { echo "install-test-deps: $exe is still missing" >&2; exit 1; }
 done
 

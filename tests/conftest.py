@@ -127,9 +127,12 @@ def release39(request, tmp_path_factory) -> Release:
     """The 3.9 release alone, for tests that need one base and no parametrisation."""
     rel = build_release(tmp_path_factory.mktemp("release-single"), "3.9")
     rel.mounted = make_read_only(rel.root)
+    before = fingerprint(rel.root)
     yield rel
+    after = fingerprint(rel.root)
     if rel.mounted:
         subprocess.run(["umount", str(rel.root)], check=False)
+    assert after == before, "the read-only release was modified"
 
 
 # The installed console script itself (not a version-manager shim), so tests can run it with any PATH.
