@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import CLI
+
 from overlay_venv.atomic import parse_staging_name, remove_stale_staging, staging_name
 
 STAGING = ".overlay-venv-tmp-"

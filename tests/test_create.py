@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import CLI, make_overlay, overlay_venv
 
 STAGING = ".overlay-venv-tmp-"
@@ -150,3 +149,15 @@ def test_help_has_examples(script_runner):
         result = script_runner.run([CLI, *args])
         assert result.returncode == 0
         assert "overlay-venv create myenv" in result.stdout
+
+
+def test_a_record_from_a_newer_version_stays_readable(overlay):
+    """Keys a newer overlay-venv adds must not make an overlay 'damaged' for this one."""
+    from overlay_venv.metadata import OverlayRecord
+
+    data = json.loads((overlay / "overlay-venv.json").read_text())
+    data["future_key"] = {"x": 1}
+    data["base"]["future_base_key"] = "y"
+    record = OverlayRecord.from_json(json.dumps(data))
+    assert record.extra["future_key"] == {"x": 1}
+    assert record.base.interpreter == data["base"]["interpreter"]

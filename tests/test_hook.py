@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import make_base
 
 SHOW = "import basepkg; print(basepkg.__version__)"
@@ -19,9 +18,7 @@ SHOW = "import basepkg; print(basepkg.__version__)"
 @pytest.fixture(scope="module")
 def tool_wheel(tmp_path_factory) -> Path:
     """A distribution with a console script and a `python -m` entry, both printing basepkg's version."""
-    body = (
-        "def main():\n    import basepkg\n    print(basepkg.__version__)\n\n\nif __name__ == '__main__':\n    main()\n"
-    )
+    body = "def main():\n    import basepkg\n    print(basepkg.__version__)\n\n\nif __name__ == '__main__':\n    main()\n"
     wheels = tmp_path_factory.mktemp("toolwheel")
     make_base.build_wheel(wheels, "showbase", "1.0", modules={"showbase.py": body}, console_scripts={"showbase": "showbase:main"})
     return wheels
@@ -91,7 +88,5 @@ def test_hook_is_self_contained(hooked):
     hook = next((hooked / "lib").glob("python3.*")) / "site-packages" / "_overlay_venv_hook.py"
     imports = [line for line in hook.read_text().splitlines() if line.startswith(("import ", "from "))]
     assert imports == ["import os", "import sys"]
-    out = subprocess.run(
-        [str(hooked / "bin" / "python"), "-c", "import overlay_venv"], capture_output=True, text=True
-    )
+    out = subprocess.run([str(hooked / "bin" / "python"), "-c", "import overlay_venv"], capture_output=True, text=True)
     assert out.returncode != 0

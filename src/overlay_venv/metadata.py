@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import OverlayError
@@ -40,15 +40,26 @@ class OverlayRecord:
     created_by: str
     format: int = FORMAT
     extra: dict = field(default_factory=dict)
+    # What `overlay-venv install` was asked for, newest request per project last (see install.py), so
+    # that a later lock or rebuild can resolve again from intent. Absent from older files: [].
+    requests: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> OverlayRecord:
+        """Read a record; keys this version does not know (written by a newer overlay-venv) are kept
+        in ``extra`` instead of making the file unreadable."""
         data = json.loads(text)
-        data["base"] = Base(**data["base"])
-        return cls(**data)
+        data["base"] = Base(**{key: value for key, value in data["base"].items() if key in _fields(Base)})
+        known = {key: value for key, value in data.items() if key in _fields(cls)}
+        known.setdefault("extra", {}).update({key: value for key, value in data.items() if key not in _fields(cls)})
+        return cls(**known)
+
+
+def _fields(cls) -> set[str]:
+    return {item.name for item in fields(cls)}
 
 
 def is_overlay(path: Path) -> bool:

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Time `overlay-venv install` against plain `pip install` (and `overlay-venv install --uv`) in one run.
+
+Run on demand (not part of the tests):
+
+    python benchmarks/bench_install.py [--dists 400] [--packages 25] [--repeat 5] [--python 3.9]
+
+It builds, with no network, a release of DISTS distributions (each requiring up to three others) and a
+local wheelhouse of PACKAGES new distributions, each requiring a few release distributions (ranges the
+release satisfies) and some a new helper, so every tool installs the same set: the new packages and
+their helpers, nothing from the release. Each timed run installs that set into a fresh overlay (made
+beforehand, not timed) with `--no-index --find-links WHEELS`, release set up and overlay not
+activated, as a job would. Runs are interleaved, after one discarded warm-up of each command.
+
+Rows: plain pip in the overlay; `overlay-venv install` (holds derived from the release, pip, the
+check afterwards); `overlay-venv install --uv`; and, for reference, `pip install --dry-run` alone: what
+a "resolve first, then install" safety step would add to the pip path. Target: overlay-venv install at
+most 1.2x plain pip (issue 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import Scratch, clean_env, make_base, resolve_python, table, tool_script
+
+TARGET = 1.2  # overlay-venv install / plain pip, median wall time
+
+
+def base_name(i: int) -> str:
+    return f"bench-base-{i:04d}"
+
+
+def build(scratch: Path, python: str, count: int, packages: int) -> tuple[Path, Path, Path, list[str]]:
+    """The release (its site-packages), the wheelhouse, and the requirement list every tool installs."""
+    rng = random.Random(5)
+    release = make_base.make_base(scratch / "base", python, base=("bench-anchor==1.0",), wheels=())
+    exe = next((release / "python" / "bin").glob("python3.*"))
+    site = release / "lib" / exe.name / "site-packages"
+    # make_base links the standard library without its bytecode cache; a real release ships it.
+    stdlib = next((release / "python" / "lib").glob("python3.*"))
+    real_cache = (stdlib / "os.py").resolve().parent / "__pycache__"
+    if real_cache.is_dir() and not (stdlib / "__pycache__").exists():
+        (stdlib / "__pycache__").symlink_to(real_cache)
+    build_dir = scratch / "build"
+    for i in range(count):
+        requires = tuple(f"{base_name(j)}>=1.0,<2" for j in rng.sample(range(i), min(i, rng.randint(0, 3))))
+        make_base.install_wheel(make_base.build_wheel(build_dir, base_name(i), "1.0", requires=requires), site)
+    shutil.rmtree(build_dir)
+
+    wheels = scratch / "wheels"
+    wanted = []
+    for k in range(packages):
+        requires = [f"{base_name(j)}>=1.0" for j in rng.sample(range(count), 3)]
+        if k % 3 == 0:
+            helper = f"bench-helper-{k:02d}"
+            make_base.build_wheel(wheels, helper, "1.0", requires=(f"{base_name(rng.randrange(count))}>=1.0",))
+            requires.append(f"{helper}>=1")
+        name = f"bench-new-{k:02d}"
+        make_base.build_wheel(wheels, name, "1.0", requires=tuple(requires))
+        wanted.append(name)
+    # Newer copies of some release distributions sit in the wheelhouse too, as on a real index: pip
+    # must keep the release's (already satisfied), overlay-venv must hold them.
+    for j in range(0, count, max(1, count // 10)):
+        make_base.build_wheel(wheels, base_name(j), "1.5")
+    return site, exe, wheels, wanted
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dists", type=int, default=400, help="distributions in the release (default 400)")
+    parser.add_argument("--packages", type=int, default=25, help="new distributions requested (default 25)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per command (default 5)")
+    parser.add_argument("--python", default=None, help="base interpreter: a version (3.9 .. 3.13) or a path")
+    args = parser.parse_args(argv)
+    python = resolve_python(args.python)
+    cli = tool_script()
+    uv_available = subprocess.run(
+        [sys.executable, "-c", "from overlay_venv.backends.uv import find_uv; print(find_uv() or '')"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+    with Scratch("install") as scratch:
+        started = time.perf_counter()
+        site, exe, wheels, wanted = build(scratch, python, args.dists, args.packages)
+        env = clean_env(scratch)
+        env.update(
+            PATH=f"{exe.parent}:{env['PATH']}",
+            PYTHONPATH=str(site),
+            PIP_CONFIG_FILE=os.devnull,  # this machine's pip.conf adds find-links; keep every tool on the wheelhouse
+            PIP_DISABLE_PIP_VERSION_CHECK="1",  # no PyPI query from either side
+            UV_NO_CONFIG="1",
+            UV_CACHE_DIR=str(scratch / "uv-cache"),
+        )
+        sources = ["--no-index", "--find-links", str(wheels)]
+
+        def commands(overlay: Path) -> dict[str, list[str]]:
+            pip = [str(overlay / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", *sources]
+            found = {
+                "pip install": [*pip, *wanted],
+                "overlay-venv install": [cli, "install", "--overlay", str(overlay), *sources, *wanted],
+                "pip install --dry-run": [*pip, "--dry-run", *wanted],
+            }
+            if uv_available:
+                found["overlay-venv install --uv"] = [cli, "install", "--uv", "--overlay", str(overlay), *sources, *wanted]
+            return found
+
+        labels = list(commands(Path("x")))
+        runs = args.repeat + 1  # the first is a warm-up
+        overlays = {}
+        for run in range(runs):
+            for label in labels:
+                overlay = scratch / f"ov-{run}-{labels.index(label)}"
+                subprocess.run([cli, "create", str(overlay)], env=env, check=True, capture_output=True)
+                overlays[run, label] = overlay
+        print(
+            f"built a release of {args.dists + 1} distributions, a wheelhouse of {len(list(wheels.iterdir()))} wheels "
+            f"and {len(overlays)} overlays in {time.perf_counter() - started:.1f} s"
+        )
+        load = os.getloadavg()
+        print(
+            f"base python {exe.name}; {os.cpu_count()} CPUs, load average {load[0]:.2f} at start; "
+            f"installing {len(wanted)} requested distributions\n"
+        )
+
+        times: dict[str, list[float]] = {label: [] for label in labels}
+        installed: dict[str, int] = {}
+        for run in range(runs):
+            order = labels[run % len(labels) :] + labels[: run % len(labels)]  # interleaved, rotating
+            for label in order:
+                overlay = overlays[run, label]
+                cmd = commands(overlay)[label]
+                begin = time.perf_counter()
+                result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                elapsed = time.perf_counter() - begin
+                if result.returncode != 0:
+                    raise SystemExit(f"{label} failed:\n{result.stdout}{result.stderr}")
+                if run:
+                    times[label].append(elapsed)
+                site_dir = next((overlay / "lib").glob("python3.*")) / "site-packages"
+                installed[label] = len([d for d in site_dir.iterdir() if d.name.endswith(".dist-info")]) - 1  # less pip
+
+        def med(label: str) -> float:
+            return statistics.median(times[label])
+
+        rows = [
+            [
+                label,
+                f"{med(label):.3f} s",
+                f"{min(times[label]):.3f} s",
+                f"{med(label) / med('pip install'):.2f}x",
+                str(installed[label]),
+            ]
+            for label in labels
+        ]
+        print(table(["command", "median", "best", "vs pip", "installed"], rows))
+        ratio = med("overlay-venv install") / med("pip install")
+        print(
+            f"\noverlay-venv install: {ratio:.2f}x plain pip ({'within' if ratio <= TARGET else 'OVER'} the {TARGET}x target; "
+            f"median of {args.repeat}, {args.dists + 1} release distributions)"
+        )
+        same = len({installed[label] for label in labels if label != "pip install --dry-run"}) == 1
+        print(f"same set installed by every tool: {'yes' if same else 'NO'}")
+        return 0 if ratio <= TARGET and same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

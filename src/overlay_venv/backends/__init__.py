@@ -1,0 +1,191 @@
+"""The installers ``overlay-venv install`` drives: pip, or pip's resolver with uv doing the installing.
+
+Both are given the same thing: the overlay's interpreter, the environment a job runs it in (the base's
+PYTHONPATH applied, so the base counts as installed), pip-style arguments and a constraints file. They
+differ only in how they turn that into installed files, which is all :class:`Backend` hides:
+
+- :class:`~overlay_venv.backends.pip.PipBackend` runs ``pip install -c CONSTRAINTS ...`` once. pip's
+  resolver finishes before pip changes anything, so an impossible resolution leaves the overlay as it was.
+- :class:`~overlay_venv.backends.uv.UvBackend` resolves with ``pip install --dry-run --report`` (uv cannot
+  see packages reached through PYTHONPATH, so it would copy the whole base into the overlay) and hands uv
+  the exact resolved set with ``--no-deps``.
+
+:func:`run_streaming` runs either tool with its output shown as progress, except the block pip prints
+when resolution fails: ``install`` replaces that with its own explanation, or shows it when it has none.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..errors import OverlayError
+
+PIP = "pip"
+UV = "uv"
+
+# pip's failure block starts with one of these lines. The conflict details follow at INFO level, on
+# stdout, which is why pip runs without -q even when the user asked for quiet: they are needed here.
+_FAILURE_STARTS = ("ERROR: Cannot install", "ERROR: ResolutionImpossible", "ERROR: Could not find a version")
+
+
+@dataclass
+class Outcome:
+    """What one installer run did."""
+
+    returncode: int
+    output: str  # everything the tools printed, stdout and stderr interleaved
+    held_back: str = ""  # the failure block, not shown yet (the caller shows it, or explains instead)
+    stage: str = "install"  # "resolve" when the failure came from pip's resolver run (uv backend)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """Where packages come from, and which versions count: the pip options both tools understand."""
+
+    index_url: Optional[str] = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    pre: bool = False
+    upgrade: bool = False
+
+    def pip_args(self) -> list[str]:
+        args = ["--index-url", self.index_url] if self.index_url else []
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for place in self.find_links:
+            args += ["--find-links", place]
+        return args + ["--no-index"] * self.no_index + ["--pre"] * self.pre + ["--upgrade"] * self.upgrade
+
+    def uv_args(self) -> list[str]:
+        """The same sources for uv. --upgrade has no counterpart: uv gets exact pins."""
+        args = ["--index-url", self.index_url] if self.index_url else []
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for place in self.find_links:
+            args += ["--find-links", place]
+        return args + ["--no-index"] * self.no_index + ["--prerelease", "allow"] * self.pre
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything an installer needs to act on one overlay."""
+
+    python: str  # OVERLAY/bin/python
+    environ: Mapping[str, str]  # the job environment: base PYTHONPATH applied, overlay not activated
+    index: IndexOptions
+    requirement_args: Sequence[str]  # requirements, -r, -e and -c as pip takes them
+    constraints: Path  # the base holds, one `name==version` a line
+    workdir: Path  # a private temporary directory (the constraints file lives there)
+    quiet: bool = False
+
+
+class Backend:
+    """An installer. Subclasses implement :meth:`install`; the rest is shared."""
+
+    name = ""
+
+    def install(self, job: Job) -> Outcome:
+        raise NotImplementedError
+
+    def pip_command(self, job: Job, *extra: str) -> list[str]:
+        """``pip install`` in the overlay's interpreter, constrained. --no-warn-conflicts: ``install``
+        runs its own check afterwards, which knows shadowed copies from imported ones (pip's does not,
+        and walking every base distribution would cost time on a large release)."""
+        return [
+            job.python,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-warn-conflicts",
+            "-c",
+            str(job.constraints),
+            *extra,
+            *job.index.pip_args(),
+            *job.requirement_args,
+        ]
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``. Looking uv up here, before any work, lets a missing uv fail fast."""
+    if name == PIP:
+        from .pip import PipBackend
+
+        return PipBackend()
+    if name == UV:
+        from .uv import UvBackend
+
+        return UvBackend()
+    raise OverlayError(f"unknown installer {name!r}: use {PIP} or {UV}")
+
+
+def run_streaming(cmd: Sequence[str], environ: Mapping[str, str], quiet: bool, hold_failure: bool = True) -> Outcome:
+    """Run ``cmd``, echoing its output to stderr line by line as progress (unless ``quiet``).
+
+    stdout and stderr share one pipe so their lines keep their order. From the first line of a pip
+    failure block on (``hold_failure``), lines are kept back rather than echoed.
+    """
+    try:
+        process = subprocess.Popen(
+            list(cmd),
+            env=dict(environ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+    except OSError as exc:
+        raise OverlayError(f"cannot run {cmd[0]}: {exc}") from None
+    shown: list[str] = []
+    held: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        if hold_failure and (held or line.startswith(_FAILURE_STARTS)):
+            held.append(line)
+            continue
+        shown.append(line)
+        if not quiet:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+    returncode = process.wait()
+    return Outcome(returncode, "".join(shown + held), "".join(held))
+
+
+def run_in_background(function, *args):
+    """Start ``function(*args)`` in a thread while an installer runs (it mostly waits on a pipe, so the
+    GIL is free); the returned callable waits and gives the result, or raises what the function raised."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = function(*args)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
+
+
+__all__ = ["PIP", "UV", "Backend", "IndexOptions", "Job", "Outcome", "get_backend", "run_in_background", "run_streaming"]
