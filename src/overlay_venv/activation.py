@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .metadata import OverlayRecord
+from .release import rebuild_hint
 from .templates import render
 
 # Characters that ksh and dash would expand or reinterpret inside PS1.
@@ -147,6 +149,23 @@ class PythonActivator(Activator):
 
 
 ACTIVATORS: tuple[Activator, ...] = (PosixActivator(), PosixLibrary(), CshActivator(), FishActivator(), PythonActivator())
+
+
+def activation_values(overlay: Path, record: OverlayRecord) -> ActivationValues:
+    """The values the activation scripts of the overlay recorded in ``record`` are rendered with,
+    for the overlay at ``overlay`` (create, unpack and relocation all render from the record)."""
+    return ActivationValues(
+        overlay_dir=str(overlay),
+        bin_dir=str(overlay / record.bin_dir),
+        site_packages=[str(overlay / rel) for rel in record.site_packages],
+        site_packages_rel=list(record.site_packages),
+        prompt=record.prompt,
+        base_interpreter=record.base.interpreter,
+        base_pythonpath=record.base.pythonpath or "",
+        setup_command=record.base.setup or "",
+        keep_setup=record.base.keep_setup,
+        rebuild_hint=rebuild_hint(overlay),
+    )
 
 
 def write_activation_scripts(values: ActivationValues, bin_dir: Path) -> list[Path]:

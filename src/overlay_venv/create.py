@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
-from .activation import ActivationValues, write_activation_scripts
+from .activation import activation_values, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError
 from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
 from .paths import path_problem, relative_to_overlay
-from .release import base_pythonpath, normalize_setup, rebuild_hint, run_setup
-from .relocate import write_relocate_script
+from .release import base_pythonpath, normalize_setup, run_setup
+from .relocate import move_shebangs, write_relocate_script
 from .templates import render, templates_dir
 
 HOOK_MODULE = "_overlay_venv_hook.py"
 HOOK_PTH = "_overlay_venv_hook.pth"
-# Longest shebang line the kernel reads in full (BINPRM_BUF_SIZE minus "#!" and the newline).
-MAX_SHEBANG = 127
 
 
 @dataclass
@@ -127,33 +124,6 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, promp
         raise OverlayError(f"virtualenv failed: {exc}") from None
 
 
-def shebang_for(python: str) -> bytes:
-    """A shebang that runs ``python`` wherever it lives. The kernel splits the line at whitespace and
-    reads only 127 bytes, so a path with a space or a long one gets a /bin/sh trampoline instead, with
-    the path quoted once for sh (and inside a Python string literal, which the trampoline closes)."""
-    if len(python) <= MAX_SHEBANG and not any(char.isspace() for char in python):
-        return f"#!{python}\n".encode()
-    return f"#!/bin/sh\n'''exec' {shlex.quote(python)} \"$0\" \"$@\"\n' '''\n".encode()
-
-
-def move_scripts(bin_dir: Path, old_python: str, new_python: str) -> None:
-    """Point the console scripts virtualenv wrote for the staging directory at the final place."""
-    for script in bin_dir.iterdir():
-        if script.is_symlink() or not script.is_file():
-            continue
-        data = script.read_bytes()
-        if not data.startswith(b"#!"):
-            continue
-        lines = data.split(b"\n")
-        if lines[0] == f"#!{old_python}".encode():
-            body = b"\n".join(lines[1:])
-        elif lines[0] == b"#!/bin/sh" and os.fsencode(old_python) in lines[1]:
-            body = b"\n".join(lines[3:])
-        else:
-            continue
-        script.write_bytes(shebang_for(new_python) + body)
-
-
 def write_startup_hook(site_packages: Path) -> None:
     (site_packages / HOOK_MODULE).write_text(render(HOOK_MODULE + ".j2", repr, version=__version__), encoding="utf-8")
     shutil.copyfile(templates_dir() / HOOK_PTH, site_packages / HOOK_PTH)
@@ -190,23 +160,6 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         write_startup_hook(libs[-1])
         info = session.interpreter
         pythonpath = base_pythonpath(environ)
-        write_activation_scripts(
-            ActivationValues(
-                overlay_dir=str(dest),
-                bin_dir=str(dest / rel_bin),
-                site_packages=[str(dest / rel) for rel in rel_libs],
-                site_packages_rel=rel_libs,
-                prompt=prompt,
-                base_interpreter=interpreter,
-                base_pythonpath=pythonpath or "",
-                setup_command=setup or "",
-                keep_setup=options.keep_setup,
-                rebuild_hint=rebuild_hint(dest),
-            ),
-            bin_dir,
-        )
-        # A copy moved with plain tools (cp -a, rsync, tar) can re-point itself with this script.
-        write_relocate_script(stage.path, dest, rel_bin)
         record = OverlayRecord(
             prompt=prompt,
             bin_dir=rel_bin,
@@ -223,12 +176,15 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
             ),
             created_by=f"overlay-venv {__version__}",
         )
+        write_activation_scripts(activation_values(dest, record), bin_dir)
+        # A copy moved with plain tools (cp -a, rsync, tar) can re-point itself with this script.
+        write_relocate_script(stage.path, dest, rel_bin)
         write_record(stage.path, record)
         if options.populate is not None:
             # A complete overlay, but at the staging path: use its bin/python, not its activate.
             options.populate(stage.path, environ)
         # Last, so they also cover what populate installed: point scripts at the final place.
-        move_scripts(bin_dir, str(stage.path / rel_bin / "python"), str(dest / rel_bin / "python"))
+        move_shebangs(bin_dir, str(stage.path), str(dest))
         cfg = stage.path / "pyvenv.cfg"
         cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(stage.path), str(dest)), encoding="utf-8")
         try:

@@ -5,7 +5,7 @@ An overlay names its own absolute path in few places, all of them written by ove
 - the activation scripts (every shell) and ``bin/overlay-venv-relocate``: rendered again from the
   record for the new place, exactly as ``create`` renders them;
 - console-script shebangs, ``#!/OLD/bin/python`` or the ``#!/bin/sh`` trampoline that ``create`` (and
-  pip) write for a path with a blank or over 127 bytes: rewritten with ``create.shebang_for``;
+  pip) write for a path with a blank or over 127 bytes: rewritten with ``shebang_for``;
 - ``pyvenv.cfg`` (its ``command`` line).
 
 The record (``overlay-venv.json``) stores paths relative to the overlay and the start-up hook reads
@@ -28,9 +28,8 @@ import stat
 from pathlib import Path
 
 from . import __version__
-from .activation import ActivationValues, write_activation_scripts
+from .activation import activation_values, write_activation_scripts
 from .metadata import OverlayRecord
-from .release import rebuild_hint
 from .templates import render
 
 RELOCATE_SCRIPT = "overlay-venv-relocate"
@@ -56,22 +55,6 @@ def location_pattern(old: str | bytes) -> re.Pattern[bytes]:
     """A bytes pattern that finds ``old`` as a whole path (or a path's leading part) in any text."""
     raw = old if isinstance(old, bytes) else os.fsencode(old)
     return re.compile(rb"(?<!" + _NAME_CHAR + rb")" + re.escape(raw) + rb"(?!" + _NAME_CHAR_AFTER + rb")")
-
-
-def activation_values(overlay: Path, record: OverlayRecord) -> ActivationValues:
-    """The values ``create`` renders the activation scripts with, for an overlay now at ``overlay``."""
-    return ActivationValues(
-        overlay_dir=str(overlay),
-        bin_dir=str(overlay / record.bin_dir),
-        site_packages=[str(overlay / rel) for rel in record.site_packages],
-        site_packages_rel=list(record.site_packages),
-        prompt=record.prompt,
-        base_interpreter=record.base.interpreter,
-        base_pythonpath=record.base.pythonpath or "",
-        setup_command=record.base.setup or "",
-        keep_setup=record.base.keep_setup,
-        rebuild_hint=rebuild_hint(overlay),
-    )
 
 
 def render_relocate_script(location: Path | str, bin_dir: str = "bin") -> str:
@@ -161,6 +144,19 @@ def movable_problems(overlay: Path) -> list[str]:
     return problems
 
 
+# Longest shebang line the kernel reads in full (BINPRM_BUF_SIZE minus "#!" and the newline).
+MAX_SHEBANG = 127
+
+
+def shebang_for(python: str) -> bytes:
+    """A shebang that runs ``python`` wherever it lives. The kernel splits the line at whitespace and
+    reads only 127 bytes, so a path with a space or a long one gets a /bin/sh trampoline instead, with
+    the path quoted once for sh (and inside a Python string literal, which the trampoline closes)."""
+    if len(python) <= MAX_SHEBANG and not any(char.isspace() for char in python):
+        return f"#!{python}\n".encode()
+    return f"#!/bin/sh\n'''exec' {shlex.quote(python)} \"$0\" \"$@\"\n' '''\n".encode()
+
+
 def _script_interpreter(lines: list[bytes]) -> tuple[str, int] | None:
     """The interpreter a script's first lines run and how many lines that header takes: a plain
     ``#!PATH`` line, or the sh trampoline (``#!/bin/sh`` / ``'''exec' PATH "$0" "$@"`` / ``' '''``)
@@ -183,8 +179,6 @@ def _script_interpreter(lines: list[bytes]) -> tuple[str, int] | None:
 
 def move_shebangs(bin_dir: Path, old: str, new: str) -> list[Path]:
     """Point every script in ``bin_dir`` whose interpreter lies in ``old`` at the same file in ``new``."""
-    from .create import shebang_for  # the one definition of what a shebang for a path looks like
-
     changed = []
     prefix = old.rstrip("/") + "/"
     for script in sorted(bin_dir.iterdir()):
