@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import click
+
+
+@click.command("lock")
+@click.argument("name", required=False, type=click.Path(file_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    default="-",
+    help="Write the lock to FILE (pylock.toml or pylock.NAME.toml). Default: stdout.",
+)
+@click.option("--wheelhouse", type=click.Path(file_okay=False), metavar="DIR", help="Also save every locked artifact into DIR.")
+@click.option("-i", "--index-url", metavar="URL", help="The index the overlay's packages came from.")
+@click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL", help="Another index (repeatable).")
+@click.option("-f", "--find-links", multiple=True, metavar="PATH|URL", help="A directory or page of distributions (repeatable).")
+@click.option("--no-index", is_flag=True, help="Use no index, only --find-links locations.")
+def command(
+    name: str | None,
+    output: str,
+    wheelhouse: str | None,
+    index_url: str | None,
+    extra_index_urls: tuple[str, ...],
+    find_links: tuple[str, ...],
+    no_index: bool,
+) -> None:
+    """Lock the overlay NAME (default: the active one) to the exact artifacts it holds.
+
+    Writes a PEP 751 pylock.toml with exactly the overlay's own distributions (pip aside), each with
+    the file it was installed from, its sha256 and where it came from; and, in [tool.overlay-venv],
+    the top-level requests given to `overlay-venv install`, the index options below, and what the
+    overlay sits on: interpreter, platform and a fingerprint of the base's distributions.
+
+    pip records where a package came from only for URL and path installs. For the others the same
+    files are fetched again with the overlay's pip (from pip's cache when it has them) from the index
+    options given here, and checked file by file against what is installed. Give the options you
+    installed with; the lock records them for `rebuild`.
+
+    \b
+    Examples:
+        overlay-venv lock myenv -o pylock.myenv.toml
+        overlay-venv lock myenv -o pylock.toml --no-index -f ./wheels
+        overlay-venv lock myenv -o pylock.toml --wheelhouse /shared/wheelhouse   # artifacts for batch jobs
+        overlay-venv lock > pylock.toml                                          # the active overlay
+    """
+    import os
+    from pathlib import Path
+
+    from ..lock import Sources, render_lock
+    from ..lock_pip import make_lock
+    from ..metadata import find_overlay, read_record
+
+    overlay = find_overlay(Path(name) if name else None)
+    record = read_record(overlay)
+    sources = Sources(
+        index_url, tuple(extra_index_urls), tuple(os.path.abspath(f) if "://" not in f else f for f in find_links), no_index
+    )
+    lock = make_lock(overlay, sources, record.requests, Path(os.path.abspath(wheelhouse)) if wheelhouse else None)
+    text = render_lock(lock)
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        target = Path(output)
+        partial = target.with_name(f".{target.name}.part-{os.getpid()}")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target)  # a reader never sees half a lock
+    count = len(lock.packages)
+    saved = f"; artifacts in {wheelhouse}" if wheelhouse else ""
+    where = "" if output == "-" else f" to {output}"
+    click.echo(f"locked {count} distribution{'s' if count != 1 else ''} of {overlay}{where}{saved}", err=True)

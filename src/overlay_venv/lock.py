@@ -1,0 +1,520 @@
+"""Lock files: exactly the overlay's own distributions, and what they sit on, in PEP 751 ``pylock.toml``.
+
+A lock names each distribution in the overlay's own site-packages (never the base's) with the one
+artifact it was installed from: file name, sha256, size and where it came from (``path`` for a local
+file, ``url`` otherwise, ``index`` when an index served it). What the overlay sits on, and what the user
+asked for, go in the ``[tool.overlay-venv]`` table that PEP 751 reserves for tools:
+
+- ``requests``: the top-level requests recorded by ``overlay-venv install``, so ``rebuild`` can resolve
+  again from intent on a new base;
+- ``sources``: the index options the artifacts were found with (``rebuild`` reuses them);
+- ``base``: interpreter implementation and version, platform, the most specific wheel tag, and the
+  base's distributions (name==version, sorted) with their sha256 fingerprint.
+
+The standard fields also say where the lock applies (``requires-python``, ``environments``), so pip 26.3+
+and uv refuse it on another interpreter even without overlay-venv.
+
+This module is pure: the data model, a small TOML writer for exactly this shape (tomllib is read-only,
+and new only in 3.11), the reader (tomllib, or tomli before 3.11), and the comparisons ``create --from``,
+``sync`` and ``rebuild`` make. Running pip lives in :mod:`overlay_venv.lock_pip`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .errors import OverlayError
+
+LOCK_VERSION = "1.0"  # PEP 751's lock-version
+TOOL = "overlay-venv"
+FORMAT = 1  # of our [tool.overlay-venv] table
+# pip itself is not locked: every overlay gets pip from virtualenv's embedded wheels, and a lock that
+# carried it would need the index (or the wheelhouse) to hold that exact pip.
+UNLOCKED = frozenset({"pip"})
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file a distribution can be installed from."""
+
+    kind: str  # "wheel" or "sdist"
+    filename: str
+    sha256: str  # hex
+    url: Optional[str] = None  # where it came from when that is not a local file
+    path: Optional[str] = None  # absolute path when it came from a local file
+    size: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    name: str  # canonical (PEP 503)
+    version: str
+    artifacts: tuple[Artifact, ...]  # wheels first, in the order written; at most one sdist
+    index: Optional[str] = None  # the index that served it, when one did
+
+
+@dataclass(frozen=True)
+class BaseInfo:
+    """What the overlay sat on when it was locked."""
+
+    implementation: str  # "CPython"
+    python_version: str  # "3.9.18"
+    platform: str  # sysconfig.get_platform(): "linux-x86_64"
+    tag: str  # the interpreter's most specific wheel tag: "cp39-cp39-manylinux_2_36_x86_64"
+    distributions: tuple[str, ...]  # "name==version" of every base distribution, sorted
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.distributions)
+
+    @property
+    def minor(self) -> str:
+        return minor_of(self.python_version)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """pip's index options the artifacts were found with."""
+
+    index_url: Optional[str] = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def pip_args(self) -> list[str]:
+        args = ["--index-url", self.index_url] if self.index_url else []
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for place in self.find_links:
+            args += ["--find-links", place]
+        return args + ["--no-index"] * self.no_index
+
+    def merged(self, other: Sources) -> Sources:
+        """These options, with ``other`` (given on the command line) taking precedence."""
+        return Sources(
+            other.index_url or self.index_url,
+            tuple(dict.fromkeys(other.extra_index_urls + self.extra_index_urls)),
+            tuple(dict.fromkeys(other.find_links + self.find_links)),
+            other.no_index or self.no_index,
+        )
+
+
+@dataclass(frozen=True)
+class Lock:
+    packages: tuple[LockedPackage, ...]  # sorted by name
+    base: Optional[BaseInfo] = None  # None for a pylock.toml another tool wrote
+    requests: tuple[str, ...] = ()
+    sources: Sources = field(default_factory=Sources)
+    environments: tuple[str, ...] = ()
+    requires_python: Optional[str] = None
+    created_by: str = TOOL
+
+    def by_name(self) -> dict[str, LockedPackage]:
+        return {package.name: package for package in self.packages}
+
+
+def minor_of(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def fingerprint(distributions: Iterable[str]) -> str:
+    """sha256 of the sorted, deduplicated ``name==version`` lines: equal bases, equal fingerprints."""
+    text = "".join(f"{item}\n" for item in sorted(set(distributions)))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def environment_marker(marker_environment: Mapping[str, str]) -> str:
+    """The PEP 508 marker that says "this interpreter": implementation, minor version, OS and machine."""
+    keys = ("implementation_name", "python_version", "sys_platform", "platform_machine")
+    return " and ".join(f"{key} == {_marker_string(marker_environment.get(key, ''))}" for key in keys)
+
+
+def _marker_string(value: str) -> str:
+    # PEP 508 strings have no escapes: pick the quote the value does not contain.
+    return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing: TOML for exactly this shape, stable in order
+
+
+def _toml_string(value: str) -> str:
+    out = ['"']
+    for char in value:
+        code = ord(char)
+        if char == '"':
+            out.append('\\"')
+        elif char == "\\":
+            out.append("\\\\")
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            # A lone surrogate: a file name that is not UTF-8. TOML cannot carry it.
+            raise OverlayError(f"cannot write {value!r} into a lock: it is not valid UTF-8 text")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        # One item a line: a changed item is a one-line diff.
+        return "[\n" + "".join(f"    {_toml_value(item)},\n" for item in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _lines(table: Mapping[str, Any]) -> list[str]:
+    return [f"{key} = {_toml_value(value)}" for key, value in table.items() if value is not None]
+
+
+def render_lock(lock: Lock) -> str:
+    """The lock as pylock.toml text. Same lock, same bytes: keys in a fixed order, packages by name."""
+    out = ["# Written by overlay-venv lock: the overlay's own distributions, pinned to their artifacts by sha256."]
+    out.append("# Install with: overlay-venv create NAME --from FILE  (or: overlay-venv sync NAME FILE)")
+    out += _lines(
+        {
+            "lock-version": LOCK_VERSION,
+            "environments": list(lock.environments) if lock.environments else None,
+            "requires-python": lock.requires_python,
+            "created-by": lock.created_by,
+        }
+    )
+    out += ["", f"[tool.{TOOL}]"]
+    out += _lines({"format": FORMAT, "requests": list(lock.requests)})
+    sources = lock.sources
+    out += ["", f"[tool.{TOOL}.sources]"]
+    out += _lines(
+        {
+            "index-url": sources.index_url,
+            "extra-index-urls": list(sources.extra_index_urls),
+            "find-links": list(sources.find_links),
+            "no-index": sources.no_index,
+        }
+    )
+    if lock.base is not None:
+        base = lock.base
+        out += ["", f"[tool.{TOOL}.base]"]
+        out += _lines(
+            {
+                "implementation": base.implementation,
+                "python-version": base.python_version,
+                "platform": base.platform,
+                "tag": base.tag,
+                "fingerprint": base.fingerprint,
+                "distributions": list(base.distributions),
+            }
+        )
+    for package in sorted(lock.packages, key=lambda p: p.name):
+        out += ["", "[[packages]]"]
+        out += _lines({"name": package.name, "version": package.version, "index": package.index})
+        for artifact in package.artifacts:
+            entry = {
+                "name": artifact.filename,
+                "url": artifact.url,
+                "path": artifact.path,
+                "size": artifact.size,
+                "hashes": {"sha256": artifact.sha256},
+            }
+            out += ["", "[[packages.wheels]]" if artifact.kind == "wheel" else "[packages.sdist]"]
+            out += _lines(entry)
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+
+
+def _toml_loads(text: str) -> dict:
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:
+        try:
+            import tomli as tomllib  # the same parser, for Python 3.9 and 3.10
+        except ImportError:
+            raise OverlayError(
+                "reading a lock on Python < 3.11 needs the tomli package: pip install tomli (beside overlay-venv)"
+            ) from None
+    return tomllib.loads(text)
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
+    value = table.get(key, default)
+    if value is not default and not isinstance(value, kind):
+        raise ValueError(f"{where}{key} should be a {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _strings(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    items = _get(table, key, list, where, [])
+    if not all(isinstance(item, str) for item in items):
+        raise ValueError(f"{where}{key} should be a list of strings")
+    return tuple(items)
+
+
+def _artifact(kind: str, table: Any, where: str) -> Artifact:
+    if not isinstance(table, dict):
+        raise ValueError(f"{where} should be a table")
+    hashes = _get(table, "hashes", dict, where + ".", {})
+    sha256 = hashes.get("sha256")
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        # pip's hash checking needs sha256; other algorithms alone are not enough for us.
+        raise ValueError(f"{where} has no sha256 hash")
+    url = _get(table, "url", str, where + ".")
+    path = _get(table, "path", str, where + ".")
+    if not url and not path:
+        raise ValueError(f"{where} has neither url nor path")
+    filename = _get(table, "name", str, where + ".")
+    if filename is None:
+        from urllib.parse import unquote, urlsplit
+
+        # PEP 751: without a name, the file name is the last part of the path, or of the URL's path.
+        filename = path.replace("\\", "/").rsplit("/", 1)[-1] if path else unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    size = _get(table, "size", int, where + ".")
+    return Artifact(kind, filename, sha256.lower(), url, path, size)
+
+
+def parse_lock(text: str, origin: str = "the lock") -> Lock:
+    """Read a pylock.toml written by ``overlay-venv lock`` (or, without our tool table, by another tool
+    whose packages are wheels and sdists). Raises OverlayError saying what is wrong."""
+    try:
+        data = _toml_loads(text)
+    except OverlayError:
+        raise
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise OverlayError(f"{origin} is not valid TOML: {exc}") from None
+    try:
+        return _lock_from(data)
+    except ValueError as exc:
+        raise OverlayError(f"{origin} is not a lock overlay-venv can use: {exc}") from None
+
+
+def _lock_from(data: dict) -> Lock:
+    version = data.get("lock-version")
+    if not isinstance(version, str) or version.split(".")[0] != "1":
+        raise ValueError(f"lock-version {version!r} (need 1.x)")
+    from .layers import canonical_name
+
+    packages = []
+    for number, table in enumerate(_get(data, "packages", list, "", [])):
+        where = f"packages[{number}]"
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} should be a table")
+        name = _get(table, "name", str, where + ".")
+        if not name:
+            raise ValueError(f"{where} has no name")
+        for direct in ("vcs", "directory", "archive"):
+            if direct in table:
+                raise ValueError(f"{name} is locked as a {direct}; only wheels and sdists can be installed by hash")
+        artifacts = [
+            _artifact("wheel", item, f"{name} wheels[{i}]") for i, item in enumerate(_get(table, "wheels", list, where + ".", []))
+        ]
+        if "sdist" in table:
+            artifacts.append(_artifact("sdist", table["sdist"], f"{name} sdist"))
+        if not artifacts:
+            raise ValueError(f"{name} has no wheel and no sdist")
+        pkg_version = _get(table, "version", str, where + ".")
+        if not pkg_version:
+            raise ValueError(f"{name} has no version")
+        packages.append(
+            LockedPackage(canonical_name(name), pkg_version, tuple(artifacts), _get(table, "index", str, where + "."))
+        )
+    names = [package.name for package in packages]
+    if len(set(names)) != len(names):
+        # PEP 751 allows one name several times under different markers; an overlay has one copy each.
+        raise ValueError(f"{sorted({n for n in names if names.count(n) > 1})} locked more than once")
+
+    tool = _get(_get(data, "tool", dict, "", {}), TOOL, dict, "tool.", {})
+    fmt = _get(tool, "format", int, f"tool.{TOOL}.", FORMAT)
+    if fmt > FORMAT:
+        raise ValueError(f"its [tool.{TOOL}] table has format {fmt}; this overlay-venv reads format {FORMAT}: upgrade it")
+    src = _get(tool, "sources", dict, f"tool.{TOOL}.", {})
+    sources = Sources(
+        _get(src, "index-url", str, "sources."),
+        _strings(src, "extra-index-urls", "sources."),
+        _strings(src, "find-links", "sources."),
+        bool(_get(src, "no-index", bool, "sources.", False)),
+    )
+    base = None
+    if "base" in tool:
+        table = _get(tool, "base", dict, f"tool.{TOOL}.")
+        values = {}
+        for key in ("implementation", "python-version", "platform", "tag"):
+            value = _get(table, key, str, "base.")
+            if value is None:
+                raise ValueError(f"[tool.{TOOL}.base] has no {key}")
+            values[key] = value
+        base = BaseInfo(
+            values["implementation"],
+            values["python-version"],
+            values["platform"],
+            values["tag"],
+            _strings(table, "distributions", "base."),
+        )
+        recorded = _get(table, "fingerprint", str, "base.")
+        if recorded is not None and recorded != base.fingerprint:
+            # Someone edited the list (or the fingerprint): the two would disagree about the base.
+            raise ValueError("the base fingerprint does not match its list of distributions")
+    return Lock(
+        packages=tuple(sorted(packages, key=lambda p: p.name)),
+        base=base,
+        requests=_strings(tool, "requests", f"tool.{TOOL}."),
+        sources=sources,
+        environments=_strings(data, "environments", ""),
+        requires_python=_get(data, "requires-python", str, ""),
+        created_by=_get(data, "created-by", str, "", "") or "",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparing
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter a lock is to be installed for."""
+
+    implementation: str  # "CPython"
+    python_version: str  # "3.9.18"
+    platform: str
+    tags: Optional[frozenset[str]]  # supported wheel tags ("py3-none-any", ...); None if unknown
+    tag_order: tuple[str, ...] = ()  # the same, most specific first
+
+
+def wheel_tags(filename: str) -> frozenset[str]:
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return frozenset()  # fits nothing: incompatibilities() then names the file
+    return frozenset(str(tag) for tag in tags)
+
+
+def select_artifact(package: LockedPackage, target: Target) -> Optional[Artifact]:
+    """The artifact to install for ``target``: the first wheel that fits (the lock's order), else the
+    sdist; None when nothing fits. Unknown target tags: the first wheel."""
+    for artifact in package.artifacts:
+        if artifact.kind == "wheel" and (target.tags is None or wheel_tags(artifact.filename) & target.tags):
+            return artifact
+    return next((artifact for artifact in package.artifacts if artifact.kind == "sdist"), None)
+
+
+def incompatibilities(lock: Lock, target: Target) -> list[str]:
+    """Why ``lock`` cannot be installed for ``target``, in words; [] when it can."""
+    problems = []
+    if lock.base is not None:
+        if lock.base.implementation.lower() != target.implementation.lower():
+            problems.append(f"the lock is for {lock.base.implementation}, this base is {target.implementation}")
+        elif lock.base.minor != minor_of(target.python_version):
+            problems.append(
+                f"the lock is for Python {lock.base.minor} ({lock.base.python_version}), "
+                f"this base has Python {minor_of(target.python_version)} ({target.python_version})"
+            )
+    elif lock.requires_python:
+        from packaging.specifiers import SpecifierSet
+
+        if not SpecifierSet(lock.requires_python).contains(target.python_version, prereleases=True):
+            problems.append(f"the lock requires Python {lock.requires_python}, this base has {target.python_version}")
+    if problems:
+        return problems  # wheels for another Python would all be reported too; the first reason says it
+    unfit = [package for package in lock.packages if select_artifact(package, target) is None]
+    if unfit:
+        names = ", ".join(p.artifacts[0].filename for p in unfit[:5]) + (f" and {len(unfit) - 5} more" if len(unfit) > 5 else "")
+        where = f"{target.platform}" + (f", best tag {target.tag_order[0]}" if target.tag_order else "")
+        recorded = f" (locked on {lock.base.platform})" if lock.base is not None and lock.base.platform != target.platform else ""
+        problems.append(f"locked wheels do not fit this platform ({where}){recorded}: {names}")
+    return problems
+
+
+def base_changes(locked: Sequence[str], current: Sequence[str]) -> list[str]:
+    """How the base's distributions differ, one "name old -> new" (or "+name v", "-name v") each."""
+    from .layers import canonical_name
+
+    def versions(items: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in items:
+            name, _, version = item.partition("==")
+            out.setdefault(canonical_name(name), version)
+        return out
+
+    old, new = versions(locked), versions(current)
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if name not in new:
+            changes.append(f"-{name} {old[name]}")
+        elif name not in old:
+            changes.append(f"+{name} {new[name]}")
+        elif old[name] != new[name]:
+            changes.append(f"{name} {old[name]} -> {new[name]}")
+    return changes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``sync`` does to make an overlay match a lock."""
+
+    install: tuple[str, ...]  # locked, not in the overlay
+    change: tuple[tuple[str, str, str], ...]  # (name, overlay's version, locked version)
+    remove: tuple[tuple[str, str], ...]  # (name, version) in the overlay, not locked
+    same: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.install or self.change or self.remove)
+
+
+def plan_sync(lock: Lock, overlay_versions: Mapping[str, str]) -> Plan:
+    """Compare the lock with the overlay's own distributions (canonical name -> version). pip and the
+    other unlocked ones are left alone."""
+    locked = lock.by_name()
+    install, change, same = [], [], []
+    for name in sorted(locked):
+        have = overlay_versions.get(name)
+        if have is None:
+            install.append(name)
+        elif have != locked[name].version:
+            change.append((name, have, locked[name].version))
+        else:
+            same.append(name)
+    remove = [(name, overlay_versions[name]) for name in sorted(overlay_versions) if name not in locked and name not in UNLOCKED]
+    return Plan(tuple(install), tuple(change), tuple(remove), tuple(same))
+
+
+def version_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(name, before, after) for every distribution whose version differs, "-" where absent; by name."""
+    rows = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name, "-"), after.get(name, "-")
+        if old != new:
+            rows.append((name, old, new))
+    return rows
+
+
+def requirements_text(pins: Iterable[tuple[str, str, str]]) -> str:
+    """A pip requirements file of ``name==version --hash=sha256:...`` lines for (name, version, sha256):
+    with a hash on every line pip checks them all and resolves nothing it is not given."""
+    lines = ["# Written by overlay-venv from a lock; every artifact is checked against its sha256."]
+    lines += [f"{name}=={version} --hash=sha256:{sha256}" for name, version, sha256 in sorted(pins)]
+    return "\n".join(lines) + "\n"
