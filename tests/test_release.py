@@ -135,12 +135,12 @@ def test_drift_other_pythonpath_is_reported_by_info_and_activation(release39, ov
     other.mkdir()
     env = release39.env(PYTHONPATH=f"{other}:{release39.site}")
     text = overlay_venv("info", str(overlay39), env=env).stdout
-    assert "differs" in text and str(other) in text and "overlay-venv create --clear" in text
+    assert "differs" in text and str(other) in text and "overlay-venv rebuild" in text
     sh = PosixShell("bash")
     result = sh.run([sh.source(overlay39 / "bin" / "activate"), sh.probe("active")], env=env, cwd=tmp_path)
     warning = result.stderr.strip().splitlines()
     assert len(warning) == 1 and warning[0].startswith("overlay-venv: warning:") and str(other) in warning[0]
-    assert "overlay-venv create --clear" in warning[0]
+    assert "overlay-venv rebuild" in warning[0]
 
 
 def test_drift_moved_interpreter(tmp_path):

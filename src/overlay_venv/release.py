@@ -123,4 +123,5 @@ def drift(overlay: Path, record, environ: dict[str, str]) -> list[str]:
 
 
 def rebuild_hint(overlay: Path) -> str:
-    return f"rebuild with: overlay-venv create --clear {shlex.quote(str(overlay))} (then reinstall its packages)"
+    # rebuild re-creates the overlay on the release of this shell and installs what was asked for.
+    return f"rebuild with: overlay-venv rebuild {shlex.quote(str(overlay))}"

@@ -32,6 +32,20 @@ import click
     show_default=True,
     help="Let the overlay see the interpreter's own site-packages.",
 )
+@click.option(
+    "--from",
+    "lock_file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="Fill the overlay with exactly the distributions locked in FILE (a pylock.toml from `overlay-venv lock`), "
+    "hashes required, no dependency resolution.",
+)
+@click.option(
+    "--wheelhouse",
+    type=click.Path(exists=True, file_okay=False),
+    metavar="DIR",
+    help="With --from: take every artifact from DIR; no index is used.",
+)
 def command(
     name: Path,
     python: str | None,
@@ -41,6 +55,8 @@ def command(
     setup: str | None,
     keep_setup: bool,
     system_site_packages: bool,
+    lock_file: str | None,
+    wheelhouse: str | None,
 ) -> None:
     """Create the overlay NAME on top of the release set up in this shell.
 
@@ -55,6 +71,8 @@ def command(
         overlay-venv create myenv --keep-setup \\
             --setup 'source /cvmfs/sft.cern.ch/lcg/views/LCG_105/x86_64-el9-gcc12-opt/setup.sh'
         overlay-venv create myenv --keep-setup --setup /release_setup.sh     # in an ATLAS container
+        overlay-venv create myenv --from pylock.toml                         # exactly what was locked
+        overlay-venv create myenv --from pylock.toml --wheelhouse /shared/wheelhouse   # no index access
 
     Aliases such as setupATLAS exist only in interactive login shells; give the sourceable form:
     --setup 'source "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh"' and asetup on a second line.
@@ -68,6 +86,16 @@ def command(
         hint = container_hint()
         if hint:
             click.echo(hint, err=True)
+    populate = None
+    if lock_file:
+        from ..lock_pip import prepare_create_from
+
+        populate = prepare_create_from(name, lock_file, wheelhouse, pip=pip, clear=clear)
+        if populate is None:  # the overlay is there and already holds exactly the lock
+            click.echo(f"overlay {click.format_filename(str(name))} already matches {lock_file}; nothing to do")
+            return
+    elif wheelhouse:
+        raise click.UsageError("--wheelhouse goes with --from FILE")
     record, built = create_overlay(
         CreateOptions(
             dest=name,
@@ -78,6 +106,7 @@ def command(
             clear=clear,
             setup=setup,
             keep_setup=keep_setup,
+            populate=populate,
         )
     )
     where = click.format_filename(str(name))
