@@ -14,8 +14,10 @@ version='python3 -c "import basepkg, sys; print(\"basepkg\", basepkg.__version__
 
 # Call the installed console script itself: a version-manager shim (pyenv) would put its own Python
 # first on PATH and hide the release's python3 from overlay-venv.
-ov=$( (pyenv which overlay-venv || command -v overlay-venv) 2>/dev/null ) || {
-    echo "demo: overlay-venv is not installed; run: pip install ." >&2; exit 1; }
+ov=$(command -v overlay-venv) || { echo "demo: overlay-venv is not installed; run: pip install ." >&2; exit 1; }
+case $ov in
+    */shims/*) ov=$(pyenv which overlay-venv) ;;
+esac
 overlay-venv() { "$ov" "$@"; }
 
 python3 "$here/make_base.py" "$work/demo" >/dev/null

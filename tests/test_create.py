@@ -161,3 +161,11 @@ def test_a_record_from_a_newer_version_stays_readable(overlay):
     record = OverlayRecord.from_json(json.dumps(data))
     assert record.extra["future_key"] == {"x": 1}
     assert record.base.interpreter == data["base"]["interpreter"]
+
+
+def test_a_newline_in_the_name_is_reported_as_such(script_runner, release39, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    assert "newline" in refuse(script_runner, release39.env(), work, "a\nb") and "prompt" not in refuse(
+        script_runner, release39.env(), work, "a\nb"
+    )

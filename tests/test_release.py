@@ -188,3 +188,51 @@ def test_container_setup_is_pointed_out(monkeypatch, tmp_path):
     hint = release.container_hint()
     assert hint and f"--setup {setup}" in hint and "--keep-setup" in hint
     assert release.normalize_setup(str(setup)) == f". {setup}"
+
+
+def test_multi_line_kept_setup_works_in_every_shell(release39, tmp_path):
+    """The README's ATLAS recipe shape: several lines, aliases/commands on later lines, kept."""
+    setup = f"export MY_ROOT={release39.root}\nsource \"$MY_ROOT/setup.sh\"\ntrue"
+    dest = tmp_path / "multi"
+    overlay_venv("create", str(dest), "--no-pip", "--keep-setup", "--setup", setup, env=clean_env())
+    sh = PosixShell("dash")
+    job = sh.run(["set -eu", sh.source(dest / "bin" / "activate"), sh.probe("job")], env=clean_env(), cwd=tmp_path)["job"]
+    assert job["PYTHONPATH"] == f"{dest}/lib/python3.9/site-packages:{release39.site}"
+    from shells import CshShell
+
+    tcsh = CshShell("tcsh")
+    if tcsh.available():
+        result = tcsh.run([tcsh.source(dest / "bin" / "activate.csh"), "deactivate"], env=clean_env(), cwd=tmp_path)
+        warning = result.stderr.strip().splitlines()
+        assert len(warning) == 1 and "export MY_ROOT=" in warning[0] and "; true" in warning[0]
+
+
+def test_missing_setup_file_is_one_clear_line(script_runner, tmp_path):
+    tmp_path = workdir(tmp_path)
+    result = script_runner.run([CLI, "create", "env", "--setup", "/nonexistent/setup.sh"], cwd=tmp_path, env=clean_env())
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No such file" in lines[0] and "setupATLAS" not in lines[0]
+
+
+def test_create_inside_an_active_overlay_builds_on_the_release(release39, overlay39, tmp_path):
+    """python3 first on PATH is then the active overlay's; create must look past it."""
+    active = release39.env(
+        VIRTUAL_ENV=str(overlay39),
+        PATH=f"{overlay39}/bin:{release39.env()['PATH']}",
+        PYTHONPATH=f"{overlay39}/lib/python3.9/site-packages:{release39.site}",
+    )
+    overlay_venv("create", str(tmp_path / "other"), "--no-pip", env=active)
+    record = json.loads((tmp_path / "other" / "overlay-venv.json").read_text())
+    assert record["base"]["interpreter"] == str(release39.bin / "python3")
+    assert record["base"]["pythonpath"] == str(release39.site)
+    # Re-creating the active overlay itself is the usual no-op.
+    assert "nothing to do" in overlay_venv("create", str(overlay39), env=active).stdout
+
+
+@pytest.mark.parametrize("dialect", ["sh", "bash", "ksh"])
+def test_kept_setup_script_passes_shellcheck(kept, dialect):
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    result = subprocess.run(["shellcheck", "-s", dialect, str(kept / "bin" / "activate")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

@@ -13,7 +13,7 @@ from .activation import activation_values, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError
 from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
-from .paths import path_problem, relative_to_overlay
+from .paths import path_problem, relative_to_overlay, remove_under
 from .release import base_pythonpath, normalize_setup, run_setup
 from .relocate import move_shebangs, write_relocate_script
 from .templates import render, templates_dir
@@ -45,7 +45,12 @@ def find_interpreter(python: str | None, environ: dict[str, str]) -> str:
     if os.sep in spec:
         found = spec if os.access(spec, os.X_OK) else None
     else:
-        found = shutil.which(spec, path=environ.get("PATH", os.defpath))
+        # Not the python3 of an environment active in this shell: the overlay goes on the release,
+        # and creating the active overlay again must find the interpreter it was built on.
+        search = environ.get("PATH", os.defpath)
+        if environ.get("VIRTUAL_ENV"):
+            search = remove_under(search, environ["VIRTUAL_ENV"])
+        found = shutil.which(spec, path=search)
     if not found or not os.path.isfile(found):
         where = "on PATH" if os.sep not in spec else "there"
         raise OverlayError(f"no Python interpreter {spec!r} {where}; set up the release first or pass --python PATH")
@@ -132,10 +137,10 @@ def write_startup_hook(site_packages: Path) -> None:
 def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
     """Build the overlay; returns its record and whether anything was built (False: it was there already)."""
     dest = Path(os.path.abspath(options.dest))
+    exists = check_destination(dest, options.clear)
     prompt = options.prompt if options.prompt is not None else dest.name
     if "\n" in prompt:
         raise OverlayError("the prompt cannot contain a newline")
-    exists = check_destination(dest, options.clear)
     if options.keep_setup and not options.setup:
         raise OverlayError("--keep-setup needs --setup 'COMMAND' (the release setup to keep)")
     setup = normalize_setup(options.setup) if options.setup else None

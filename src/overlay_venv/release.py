@@ -57,10 +57,11 @@ def run_setup(command: str, environ: dict[str, str]) -> dict[str, str]:
     )
     proc = subprocess.run(["bash", "--noprofile", "--norc", "-c", script], env=environ, capture_output=True)
     stderr = proc.stderr.decode(errors="replace")
-    if stderr:
-        os.write(2, proc.stderr)
     if proc.returncode != 0 or _MARK not in proc.stdout:
+        # One line: the error, ending with the setup's own last word on it.
         raise OverlayError(explain_failure(command, proc.returncode, stderr))
+    if stderr:
+        os.write(2, proc.stderr)  # the release's banner, as the user would see it in a shell
     raw = proc.stdout.split(_MARK, 1)[1]
     env = {}
     for item in raw.split(b"\0"):
@@ -72,6 +73,8 @@ def run_setup(command: str, environ: dict[str, str]) -> dict[str, str]:
 
 def explain_failure(command: str, status: int, stderr: str) -> str:
     first = command.split()[0] if command.split() else command
+    if "No such file or directory" in stderr:
+        return f"the setup command failed: {stderr.strip().splitlines()[-1]}"
     if status == 127 or "command not found" in stderr:
         return (
             f"the setup command failed: {first!r} was not found. Aliases such as setupATLAS, asetup and lsetup "

@@ -83,7 +83,14 @@ def command(
     before = overlay_versions(overlay, record.site_packages) if record is not None else {}
     old_base = lock.base.distributions if lock is not None and lock.base is not None else None
     if old_base is None and exists:
-        old_base = base_distributions(load_layering(overlay))
+        # The base the overlay was built on: without PYTHONPATH here, the layers fall back to the
+        # recorded one, while this shell already has the new release. Gone with the old release
+        # (its interpreter moved), it cannot be read: then no base line is printed.
+        old_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        try:
+            old_base = base_distributions(load_layering(overlay, old_env))
+        except (OverlayError, OSError):
+            old_base = None
     options = CreateOptions(
         dest=overlay,
         python=python,
