@@ -192,7 +192,7 @@ def test_container_setup_is_pointed_out(monkeypatch, tmp_path):
 
 def test_multi_line_kept_setup_works_in_every_shell(release39, tmp_path):
     """The README's ATLAS recipe shape: several lines, aliases/commands on later lines, kept."""
-    setup = f"export MY_ROOT={release39.root}\nsource \"$MY_ROOT/setup.sh\"\ntrue"
+    setup = f'export MY_ROOT={release39.root}\nsource "$MY_ROOT/setup.sh"\ntrue'
     dest = tmp_path / "multi"
     overlay_venv("create", str(dest), "--no-pip", "--keep-setup", "--setup", setup, env=clean_env())
     sh = PosixShell("dash")
