@@ -90,3 +90,12 @@ def test_hook_is_self_contained(hooked):
     assert imports == ["import os", "import sys"]
     out = subprocess.run([str(hooked / "bin" / "python"), "-c", "import overlay_venv"], capture_output=True, text=True)
     assert out.returncode != 0
+
+
+def test_start_up_modules_are_compiled_at_creation(overlay):
+    """Where bytecode is never written at run time (PYTHONDONTWRITEBYTECODE, read-only overlays), a
+    module compiled at creation saves the compile at every start."""
+    site = next((overlay / "lib").glob("python3.*")) / "site-packages"
+    cached = {path.name.split(".")[0] for path in (site / "__pycache__").glob("*.pyc")}
+    expected = {"_overlay_venv_hook"} | ({"_virtualenv"} if (site / "_virtualenv.py").exists() else set())
+    assert expected <= cached

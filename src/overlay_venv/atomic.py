@@ -5,8 +5,9 @@ only when complete, so no one ever sees half an overlay under the real name. Two
 hold when the process dies without warning (SIGKILL, a node losing its job):
 
 - a *janitor*: a tiny ``sh`` started in its own session that waits for our end of a pipe to close,
-  which the kernel does however we die, and then removes the staging directory. After a successful
-  rename that directory no longer exists, so the janitor has nothing to do;
+  which the kernel does however we die, and then removes the staging directory. It removes it again
+  every second for a while: a child we started (pip, a compiler) may outlive us by a moment and
+  recreate part of it. When we finish normally we stop the janitor ourselves;
 - staging names that carry host and pid, so a later run can also clear debris whose owner is gone
   (the janitor itself killed, a reboot).
 """
@@ -23,6 +24,9 @@ import subprocess
 from pathlib import Path
 
 STAGING_PREFIX = ".overlay-venv-tmp-"
+# Waits for EOF on stdin (our death or our exit), then removes the staging paths, repeatedly for 30 s.
+_JANITOR = 'cat >/dev/null; i=0; while [ "$i" -lt 30 ]; do rm -rf -- "$@"; sleep 1; i=$((i + 1)); done'
+
 _RENAME_EXCHANGE = 2  # from <linux/fs.h>
 _AT_FDCWD = -100
 
@@ -104,7 +108,7 @@ class Staging:
     def __enter__(self) -> Staging:
         remove_stale_staging(self.dest.parent)
         self._janitor = subprocess.Popen(
-            ["/bin/sh", "-c", 'cat >/dev/null; exec rm -rf -- "$@"', "overlay-venv-janitor", str(self.path), str(self._trash)],
+            ["/bin/sh", "-c", _JANITOR, "overlay-venv-janitor", str(self.path), str(self._trash)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -136,7 +140,10 @@ class Staging:
             raise
 
     def __exit__(self, *exc_info) -> None:
+        # Committed, the staging path is gone; failed, we remove it ourselves (our children have
+        # ended). Either way the janitor has nothing left to do: stop it rather than let it wait.
         shutil.rmtree(self.path, ignore_errors=True)
         if self._janitor is not None:
-            self._janitor.stdin.close()
+            self._janitor.kill()
             self._janitor.wait()
+            self._janitor.stdin.close()
