@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .errors import OverlayError
+from .sources import Sources
 
 LOCK_VERSION = "1.0"  # PEP 751's lock-version
 TOOL = "overlay-venv"
@@ -77,33 +78,6 @@ class BaseInfo:
     @property
     def minor(self) -> str:
         return minor_of(self.python_version)
-
-
-@dataclass(frozen=True)
-class Sources:
-    """pip's index options the artifacts were found with."""
-
-    index_url: Optional[str] = None
-    extra_index_urls: tuple[str, ...] = ()
-    find_links: tuple[str, ...] = ()
-    no_index: bool = False
-
-    def pip_args(self) -> list[str]:
-        args = ["--index-url", self.index_url] if self.index_url else []
-        for url in self.extra_index_urls:
-            args += ["--extra-index-url", url]
-        for place in self.find_links:
-            args += ["--find-links", place]
-        return args + ["--no-index"] * self.no_index
-
-    def merged(self, other: Sources) -> Sources:
-        """These options, with ``other`` (given on the command line) taking precedence."""
-        return Sources(
-            other.index_url or self.index_url,
-            tuple(dict.fromkeys(other.extra_index_urls + self.extra_index_urls)),
-            tuple(dict.fromkeys(other.find_links + self.find_links)),
-            other.no_index or self.no_index,
-        )
 
 
 @dataclass(frozen=True)

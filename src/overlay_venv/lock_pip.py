@@ -35,7 +35,8 @@ from urllib.parse import unquote, urlsplit
 
 from . import __version__
 from .errors import OverlayError
-from .lock import UNLOCKED, Artifact, BaseInfo, Lock, LockedPackage, Sources, Target, environment_marker, minor_of
+from .lock import UNLOCKED, Artifact, BaseInfo, Lock, LockedPackage, Target, environment_marker, minor_of
+from .sources import Sources
 
 # Asks an interpreter what a wheel must fit. The tags come from the packaging copy pip vendors (every
 # overlay has pip), else a packaging the interpreter has; None when neither is there.

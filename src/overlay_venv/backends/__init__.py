@@ -22,9 +22,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..errors import OverlayError
+from ..sources import Sources
 
 PIP = "pip"
 UV = "uv"
@@ -49,32 +49,19 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class IndexOptions:
+class IndexOptions(Sources):
     """Where packages come from, and which versions count: the pip options both tools understand."""
 
-    index_url: Optional[str] = None
-    extra_index_urls: tuple[str, ...] = ()
-    find_links: tuple[str, ...] = ()
-    no_index: bool = False
     pre: bool = False
     upgrade: bool = False
 
     def pip_args(self) -> list[str]:
-        args = ["--index-url", self.index_url] if self.index_url else []
-        for url in self.extra_index_urls:
-            args += ["--extra-index-url", url]
-        for place in self.find_links:
-            args += ["--find-links", place]
-        return args + ["--no-index"] * self.no_index + ["--pre"] * self.pre + ["--upgrade"] * self.upgrade
+        return super().pip_args() + ["--pre"] * self.pre + ["--upgrade"] * self.upgrade
 
     def uv_args(self) -> list[str]:
-        """The same sources for uv. --upgrade has no counterpart: uv gets exact pins."""
-        args = ["--index-url", self.index_url] if self.index_url else []
-        for url in self.extra_index_urls:
-            args += ["--extra-index-url", url]
-        for place in self.find_links:
-            args += ["--find-links", place]
-        return args + ["--no-index"] * self.no_index + ["--prerelease", "allow"] * self.pre
+        """The same sources for uv (it spells them as pip does). --upgrade has no counterpart: uv gets
+        exact pins."""
+        return super().pip_args() + ["--prerelease", "allow"] * self.pre
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,10 @@ def command(
     import os
     from pathlib import Path
 
-    from ..lock import Sources, render_lock
+    from ..lock import render_lock
     from ..lock_pip import make_lock
     from ..metadata import find_overlay, read_record
+    from ..sources import Sources
 
     overlay = find_overlay(Path(name) if name else None)
     record = read_record(overlay)

@@ -54,9 +54,10 @@ def command(
     from ..create import CreateOptions, create_overlay
     from ..errors import OverlayError
     from ..layers import align, load_layering
-    from ..lock import Sources, base_changes, parse_lock, version_changes
+    from ..lock import base_changes, parse_lock, version_changes
     from ..lock_pip import base_distributions, overlay_versions, populate_from_requests
     from ..metadata import is_overlay, read_record
+    from ..sources import Sources
 
     overlay = Path(os.path.abspath(name))
     exists = is_overlay(overlay)
