@@ -140,7 +140,8 @@ def test_text_is_diff_friendly_and_valid_pep_751():
     assert '    "beta",\n' in text and 'version = "2.0"\n' in text
     assert text.index('name = "alpha"') < text.index('name = "beta"')
     pylock = pytest.importorskip("packaging.pylock")  # packaging >= 25: an independent PEP 751 validator
-    tomllib = pytest.importorskip("tomllib")
+    # tomllib is standard from 3.11; before, the tomli dependency reads TOML (as overlay-venv does).
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
     parsed = pylock.Pylock.from_dict(tomllib.loads(text))
     assert [p.name for p in parsed.packages] == ["alpha", "beta"]
     assert parsed.packages[0].wheels[0].hashes == {"sha256": SHA}
