@@ -781,3 +781,16 @@ def test_top_level_modules_prefers_top_level_txt(tmp_path):
     assert layers.top_level_modules(replace(as_copy, location=str(info))) == ["helper", "pkg_a"]
     (info / "top_level.txt").write_text("pkg_a\n")
     assert layers.top_level_modules(replace(as_copy, location=str(info))) == ["pkg_a"]
+
+
+def test_text_output_says_when_the_recorded_pythonpath_stands_in(tmp_path):
+    """Without a release set up in the shell, list and check read the layers with the PYTHONPATH
+    recorded at creation, and say so on stderr (the JSON's pythonpath_source says it too)."""
+    from conftest import build_release, clean_env, make_overlay, overlay_venv
+
+    release = build_release(tmp_path / "rel", "3.9")
+    overlay = make_overlay(release, tmp_path / "env")
+    for command in ("list", "check"):
+        result = overlay_venv(command, str(overlay), env=clean_env())
+        assert "recorded at creation" in result.stderr
+        assert "recorded at creation" not in overlay_venv(command, str(overlay), env=release.env()).stderr

@@ -582,6 +582,14 @@ print(json.dumps({"path": path, "prefix": sys.prefix, "base_prefixes": sorted({s
 PROBE_TIMEOUT = 120  # seconds; a cold CVMFS cache can make the first start of an interpreter slow
 
 
+def pythonpath_note(layering: Layering) -> Optional[str]:
+    """A line for stderr when the layers shown are not this shell's: with no release set up here, the
+    PYTHONPATH recorded at creation stood in for it (the JSON says so in ``pythonpath_source``)."""
+    if layering.pythonpath_source == "record":
+        return "note: no release is set up in this shell; layers read with the PYTHONPATH recorded at creation"
+    return None
+
+
 def job_pythonpath(environ: Mapping[str, str], overlay: Path, recorded: Optional[str]) -> tuple[Optional[str], str]:
     """The PYTHONPATH a job running ``NAME/bin/python`` unactivated has, and where it came from.
 

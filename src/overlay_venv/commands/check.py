@@ -86,9 +86,12 @@ def command(name: str | None, imports: bool, timeout: float, jobs: int | None, a
 
 
 def _report(layering, problems, results, failures, warnings) -> None:
-    from ..layers import colour_enabled
+    from ..layers import colour_enabled, pythonpath_note
 
     colour = colour_enabled()
+    note = pythonpath_note(layering)
+    if note:
+        click.echo(note, err=True)
     for warning in warnings:
         click.echo(f"overlay-venv: warning: {warning}", err=True)
     for problem in problems:

@@ -29,7 +29,7 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
     import json
     from pathlib import Path
 
-    from ..layers import FORMAT, align, colour_enabled, distribution_json, load_layering
+    from ..layers import FORMAT, align, colour_enabled, distribution_json, load_layering, pythonpath_note
     from ..metadata import find_overlay
 
     layering = load_layering(find_overlay(Path(name) if name else None))
@@ -51,6 +51,9 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
         click.echo(json.dumps(document, indent=2))
         return
 
+    note = pythonpath_note(layering)
+    if note:
+        click.echo(note, err=True)
     colour = colour_enabled()
     cells, styles = [], []
     for dist in rows:
