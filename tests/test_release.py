@@ -236,3 +236,16 @@ def test_kept_setup_script_passes_shellcheck(kept, dialect):
         pytest.skip("shellcheck is not installed")
     result = subprocess.run(["shellcheck", "-s", dialect, str(kept / "bin" / "activate")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("shell_name", ["bash", "tcsh", "csh", "fish"])
+def test_drift_warning_names_an_unset_pythonpath(shell_name, release39, overlay39, tmp_path):
+    from shells import CshShell, FishShell
+
+    shell = {"fish": FishShell, "tcsh": CshShell, "csh": CshShell}.get(shell_name, PosixShell)(shell_name)
+    if not shell.available():
+        pytest.skip(f"{shell_name} is not installed")
+    env = release39.env()
+    del env["PYTHONPATH"]
+    result = shell.run([shell.source(overlay39 / "bin" / shell.activate_script), "deactivate"], env=env, cwd=tmp_path)
+    assert f"PYTHONPATH is (unset), but this overlay was built with {release39.site};" in result.stderr
