@@ -169,3 +169,10 @@ def test_a_newline_in_the_name_is_reported_as_such(script_runner, release39, tmp
     assert "newline" in refuse(script_runner, release39.env(), work, "a\nb") and "prompt" not in refuse(
         script_runner, release39.env(), work, "a\nb"
     )
+
+
+def test_a_prompt_or_name_starting_with_a_dash(release39, tmp_path):
+    overlay_venv("create", "./-weird", "--no-pip", env=release39.env(), cwd=tmp_path)
+    overlay_venv("create", str(tmp_path / "p"), "--no-pip", "--prompt", "-x", env=release39.env())
+    assert json.loads((tmp_path / "-weird" / "overlay-venv.json").read_text())["prompt"] == "-weird"
+    assert json.loads((tmp_path / "p" / "overlay-venv.json").read_text())["prompt"] == "-x"

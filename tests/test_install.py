@@ -343,7 +343,8 @@ def test_uv_gets_exact_pins_from_the_report():
     arguments, find_links = uv_backend.uv_requirements(report)
     assert arguments == [
         "tool==1.5",
-        "remote==3.1",
+        # From an index only pip knows (pip.conf): uv gets the very file, not a name to look up.
+        "remote @ https://files.example/remote-3.1-py3-none-any.whl",
         "-e",
         "/src/mine",
         "tree @ file:///src/tree",

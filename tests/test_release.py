@@ -249,3 +249,18 @@ def test_drift_warning_names_an_unset_pythonpath(shell_name, release39, overlay3
     del env["PYTHONPATH"]
     result = shell.run([shell.source(overlay39 / "bin" / shell.activate_script), "deactivate"], env=env, cwd=tmp_path)
     assert f"PYTHONPATH is (unset), but this overlay was built with {release39.site};" in result.stderr
+
+
+def test_kept_setup_does_not_see_the_callers_arguments(release39, tmp_path):
+    """A job script run with arguments sources bin/activate: the release setup must not receive them
+    (ATLAS's setup scripts parse their own options and fail on foreign ones)."""
+    setup = tmp_path / "relsetup.sh"
+    setup.write_text(f'if [ "$#" -ne 0 ]; then echo "setup got $# args" >&2; return 3; fi\n. {release39.root}/setup.sh\n')
+    dest = tmp_path / "args"
+    overlay_venv("create", str(dest), "--no-pip", "--keep-setup", "--setup", str(setup), env=clean_env())
+    job = tmp_path / "job.sh"
+    job.write_text(f'set -eu\n. {dest}/bin/activate\npython3 -c "import sys; print(sys.prefix)"\n')
+    for shell in ("dash", "bash"):
+        result = subprocess.run([shell, str(job), "--year", "2024"], env=clean_env(), capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == str(dest) and "setup got" not in result.stderr

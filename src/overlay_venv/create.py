@@ -107,8 +107,7 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, promp
         str(target),
         "--python",
         interpreter,
-        "--prompt",
-        prompt,
+        f"--prompt={prompt}",  # one word: a prompt starting with "-" is a value, not an option
         "--activators",
         "python",  # ours replace it; virtualenv's shell scripts are not written at all
         "--no-setuptools",  # a seeded setuptools would shadow the release's own

@@ -68,6 +68,11 @@ def uv_requirements(report: dict[str, Any]) -> tuple[list[str], list[str]]:
             arguments.append(f"{name} @ {vcs['vcs']}+{url}@{vcs['commit_id']}")
         elif item.get("is_direct"):
             arguments.append(f"{name} @ {url}")
+        elif not url.startswith("file:"):
+            # From an index pip was configured with (pip.conf, PIP_INDEX_URL), which uv does not
+            # read: name the very file pip chose, or uv would look for name==version on its own
+            # default index (another file, or a same-named package there).
+            arguments.append(f"{name} @ {url}")
         else:
             arguments.append(f"{name}=={version}")
             if url.startswith("file:"):
