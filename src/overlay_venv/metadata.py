@@ -67,7 +67,15 @@ def is_overlay(path: Path) -> bool:
 
 
 def write_record(overlay: Path, record: OverlayRecord) -> None:
-    (overlay / METADATA_FILE).write_text(record.to_json(), encoding="utf-8")
+    """Replace the record in one step: install and sync rewrite it in a live overlay, and a process
+    killed halfway must not leave a truncated file that makes the overlay unreadable."""
+    partial = overlay / f".{METADATA_FILE}.{os.getpid()}.part"
+    try:
+        partial.write_text(record.to_json(), encoding="utf-8")
+        os.replace(partial, overlay / METADATA_FILE)
+    finally:
+        if partial.exists():
+            partial.unlink()
 
 
 def read_record(overlay: Path) -> OverlayRecord:
