@@ -370,3 +370,63 @@ def test_odd_name_is_data_in_the_job(release39, odd_overlay, tmp_path):
     assert result.returncode == 0, result.stderr
     assert states(result.stdout)["odd"]["VIRTUAL_ENV"].endswith(ODD_NAME)
     assert sorted(os.listdir(tmp_path)) == ["job.sh"]
+
+
+# ------------------------------------------------- the release setup gets no arguments of the command
+
+# A release setup that, like ATLAS's, parses its own arguments: it says how many it got and fails on
+# one that is not an option.
+PARSING_SETUP = """\
+printf 'relsetup: %s arguments\\n' "$#" >&2
+case "${{1-}}" in
+    '' | -*) ;;
+    *) printf 'relsetup: unknown option %s\\n' "$1" >&2; return 2 ;;
+esac
+. {release_setup}
+"""
+
+
+@pytest.fixture(scope="module")
+def parsing_setup(release39, tmp_path_factory) -> Path:
+    script = tmp_path_factory.mktemp("relsetup") / "relsetup.sh"
+    script.write_text(PARSING_SETUP.format(release_setup=shlex.quote(str(release39.root / "setup.sh"))))
+    return script
+
+
+@pytest.fixture(scope="module")
+def parsing_kept(parsing_setup, release39, tmp_path_factory) -> Path:
+    """An overlay created from a shell without the release, with the parsing setup kept; its
+    bin/activate also says how many arguments it was sourced with (the kept setup runs inside it)."""
+    dest = tmp_path_factory.mktemp("batch-parsing") / "eks"
+    overlay_venv("create", str(dest), "--no-pip", "--keep-setup", "--setup", str(parsing_setup), env=clean_env())
+    activate = dest / "bin" / "activate"
+    activate.write_text("printf 'activate: %s arguments\\n' \"$#\" >&2\n" + activate.read_text())
+    return dest
+
+
+def test_run_sources_the_overlay_without_the_commands_arguments(parsing_kept, release39, tmp_path):
+    result = subprocess.run(
+        [*OV, "run", str(parsing_kept), "--", "python", "-c", "print(1)"],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert (result.returncode, result.stdout) == (0, "1\n"), result.stderr
+    assert result.stderr.splitlines() == ["activate: 0 arguments", "relsetup: 0 arguments"]
+
+
+def test_wrapped_job_sources_the_overlay_without_the_jobs_arguments(parsing_kept, tmp_path):
+    job = tmp_path / "job.sh"
+    wrap(parsing_kept, job, "python", "-c", "import sys; print(sys.argv[1:])")
+    result = subprocess.run(["dash", "-eu", str(job), "extra"], env=clean_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "['extra']\n"), result.stderr
+    assert result.stderr.splitlines() == ["activate: 0 arguments", "relsetup: 0 arguments"]
+
+
+def test_wrapped_job_runs_its_own_setup_without_the_jobs_arguments(parsing_setup, overlay39, release39, tmp_path):
+    job = tmp_path / "job.sh"
+    wrap(overlay39, job, "python3", str(PROBE), options=("--setup", str(parsing_setup)))
+    result = subprocess.run(["dash", "-eu", str(job), "own"], env=clean_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "relsetup: 0 arguments\n", result.stderr
+    assert_inside(states(result.stdout)["own"], overlay39, release39)

@@ -282,6 +282,13 @@ def _escaping_symlink(site: Path) -> list[Path]:
     return [link]
 
 
+def _absolute_symlink_out(site: Path) -> list[Path]:
+    # Only bin/python* may lead out by absolute path: unpack refuses others, which it would write through.
+    link = site / "outside-abs"
+    link.symlink_to("/usr/share")
+    return [link]
+
+
 def _pth_naming_the_overlay(site: Path) -> list[Path]:
     path = site / "extra.pth"
     path.write_text(f"{site.parent.parent.parent}/extra\n")
@@ -296,9 +303,10 @@ def _pth_naming_the_overlay(site: Path) -> list[Path]:
         (_egg_link, "foo.egg-link belongs to an editable install"),
         (_absolute_symlink, "lib-abs is a symlink to"),
         (_escaping_symlink, "leads out of the overlay"),
+        (_absolute_symlink_out, "outside-abs is a symlink to /usr/share by absolute path, which only bin/python* may be"),
         (_pth_naming_the_overlay, "extra.pth names the overlay's absolute path"),
     ],
-    ids=["direct_url", "editable_pth", "egg_link", "absolute_symlink", "escaping_symlink", "pth"],
+    ids=["direct_url", "editable_pth", "egg_link", "absolute_symlink", "escaping_symlink", "absolute_symlink_out", "pth"],
 )
 def test_pack_refuses_what_cannot_move(small, tmp_path, make, expected):
     site = small / "lib" / "python3.9" / "site-packages"
@@ -368,3 +376,196 @@ def test_unpack_refuses_hostile_or_foreign_archives_and_leaves_nothing(small, tm
         assert result.returncode == 1 and message in result.stderr, (name, result.stderr)
     assert sorted(os.listdir(tmp_path)) == sorted(f"{name}.tar.gz" for name in cases)
     assert not (tmp_path.parent / "evil").exists()
+
+
+# ------------------------------------------------------- archives that would write outside DEST
+
+
+def _doctor(archive: Path, out: Path, changes: list[tuple[str, str, str]]) -> Path:
+    """A copy of ``archive`` in which each ``(kind, name, value)`` of ``changes`` replaces the member
+    ``name`` (or is added), after the others and in the order given: ("symlink", name, target),
+    ("hardlink", name, target) or ("file", name, text)."""
+    replaced = {name for _, name, _ in changes}
+    with tarfile.open(archive) as src, tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as dst:
+        for member in src.getmembers():
+            if member.name not in replaced:
+                dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+        for kind, name, value in changes:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                data = value.encode()
+                info.size = len(data)
+                dst.addfile(info, io.BytesIO(data))
+                continue
+            info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+            info.linkname = value
+            dst.addfile(info)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_archive(small, tmp_path_factory) -> Path:
+    archive = tmp_path_factory.mktemp("small-archive") / "small.tar.gz"
+    overlay_venv("pack", str(small), "-o", str(archive), env=clean_env())
+    return archive
+
+
+def _victim(tmp_path: Path) -> Path:
+    (tmp_path / "x").mkdir()
+    victim = tmp_path / "x" / "victim.txt"
+    victim.write_text("precious\n")
+    return victim
+
+
+def _assert_refused(result: subprocess.CompletedProcess, *expected: str) -> None:
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("overlay-venv: error: refusing to unpack"), lines[0]
+    for text in expected:
+        assert text in lines[0]
+
+
+def test_unpack_refuses_an_absolute_symlink_and_leaves_its_target_alone(small_archive, tmp_path):
+    """The review's repro: bin/activate.fish replaced by a symlink out of DEST. Unpack would write the
+    fish script through it; only bin/python* may be absolute symlinks."""
+    victim = _victim(tmp_path)
+    evil = _doctor(small_archive, tmp_path / "evil.tar.gz", [("symlink", "bin/activate.fish", str(victim))])
+    dest = tmp_path / "dest"
+    result = overlay_venv("unpack", str(evil), str(dest), env=clean_env(), check=False)
+    _assert_refused(result, "'bin/activate.fish' is a symlink to", "only bin/python* may be")
+    assert victim.read_text() == "precious\n"
+    assert sorted(os.listdir(tmp_path)) == ["evil.tar.gz", "x"]
+
+
+def test_unpack_refuses_a_hard_link_to_a_symlink(small_archive, tmp_path):
+    """Extracting a hard link to a symlink member links the symlink's target (outside DEST), which
+    relocation would then rewrite in place."""
+    victim = _victim(tmp_path)
+    changes = [("symlink", "bin/python3.9", str(victim)), ("hardlink", "bin/activate.csh", "bin/python3.9")]
+    evil = _doctor(small_archive, tmp_path / "evil.tar.gz", changes)
+    result = overlay_venv("unpack", str(evil), str(tmp_path / "dest"), env=clean_env(), check=False)
+    _assert_refused(result, "'bin/activate.csh' is a hard link to 'bin/python3.9'")
+    assert victim.read_text() == "precious\n"
+
+
+def test_unpack_never_writes_through_a_symlink_it_allows(small_archive, tmp_path):
+    """bin/python* may be absolute symlinks, and a relative one inside DEST may lead to them: the
+    scripts relocation writes replace such links instead of writing through them."""
+    victim = _victim(tmp_path)
+    changes = [("symlink", "bin/python3.9", str(victim)), ("symlink", "bin/activate.fish", "python3.9")]
+    evil = _doctor(small_archive, tmp_path / "evil.tar.gz", changes)
+    dest = tmp_path / "dest"
+    overlay_venv("unpack", str(evil), str(dest), env=clean_env())
+    assert victim.read_text() == "precious\n"
+    fish = dest / "bin" / "activate.fish"
+    assert not fish.is_symlink() and str(dest) in fish.read_text()
+
+
+# A symlink member and a member under it: written outside DEST by a tarfile without extraction
+# filters; the "tar" filter stops it with a traceback. Absolute, and relative by a chain of links
+# that each stay inside (p/q/b is the top; p/q/a is b/../.., two levels above it).
+UNDER_A_SYMLINK = {
+    "absolute": lambda outside: [("symlink", "share", str(outside)), ("file", "share/planted.txt", "x")],
+    "chain": lambda _outside: [
+        ("symlink", "p/q/b", "../.."),
+        ("symlink", "p/q/a", "b/../.."),
+        ("file", "p/q/a/planted.txt", "x"),
+    ],
+}
+
+
+def _under_a_symlink(small_archive: Path, tmp_path: Path, case: str) -> tuple[Path, Path, Path]:
+    """The archive, DEST, and where it would plant its file (both cases: tmp_path/a/planted.txt)."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    evil = _doctor(small_archive, tmp_path / "evil.tar.gz", UNDER_A_SYMLINK[case](tmp_path / "a"))
+    return evil, tmp_path / "a" / "b" / "dest", tmp_path / "a" / "planted.txt"
+
+
+@pytest.mark.parametrize("case", sorted(UNDER_A_SYMLINK))
+def test_unpack_refuses_members_under_a_symlink(small_archive, tmp_path, case):
+    evil, dest, planted = _under_a_symlink(small_archive, tmp_path, case)
+    result = overlay_venv("unpack", str(evil), str(dest), env=clean_env(), check=False)
+    _assert_refused(result, "planted.txt' lies under the symlink")
+    assert not planted.exists() and os.listdir(dest.parent) == []
+
+
+@pytest.mark.parametrize("case", sorted(UNDER_A_SYMLINK))
+def test_unpack_is_safe_on_a_python_without_extraction_filters(small_archive, tmp_path, monkeypatch, case):
+    """3.9.0-3.9.16, 3.10.0-3.10.11 and 3.11.0-3.11.3 have no tarfile.tar_filter: our checks alone."""
+    from overlay_venv.errors import OverlayError
+    from overlay_venv.pack import unpack_overlay
+
+    evil, dest, planted = _under_a_symlink(small_archive, tmp_path, case)
+    monkeypatch.delattr(tarfile, "tar_filter", raising=False)
+    with pytest.raises(OverlayError, match="lies under the symlink"):
+        unpack_overlay(evil, dest)
+    assert not planted.exists() and os.listdir(dest.parent) == []
+
+
+@pytest.mark.skipif(not hasattr(tarfile, "tar_filter"), reason="this Python has no tarfile extraction filters")
+def test_unpack_reports_what_the_tar_filter_refuses_in_one_line(small_archive, tmp_path, monkeypatch):
+    """Should the filter ever refuse a member our checks let through: one line, not a traceback."""
+    import overlay_venv.pack as pack
+    from overlay_venv.errors import OverlayError
+
+    evil, dest, planted = _under_a_symlink(small_archive, tmp_path, "chain")
+    monkeypatch.setattr(pack, "_archive_problems", lambda members, bin_dir: [], raising=False)
+    with pytest.raises(OverlayError) as caught:
+        pack.unpack_overlay(evil, dest)
+    message = caught.value.format_message()
+    assert message.startswith(f"cannot unpack {str(evil)!r}: ") and "planted.txt" in message
+    assert not planted.exists() and os.listdir(dest.parent) == []
+
+
+def test_relocation_writes_new_files_and_never_through_links(small, tmp_path):
+    """Every file relocation writes (activation scripts, the relocate script, pyvenv.cfg, a script's
+    shebang) replaces what is at its name: a symlink or a hard link there, to a file outside the
+    overlay, leaves that file as it was."""
+    from overlay_venv.metadata import read_record
+    from overlay_venv.relocate import relocate_tree
+
+    root = tmp_path / "root"
+    shutil.copytree(small, root, symlinks=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    bin_dir = root / "bin"
+    script = f"#!{small}/bin/python\nprint('tool')\n"
+    kept = {}
+    for name, text in {"script": script, "cfg": (small / "pyvenv.cfg").read_text(), "relocate": "", "sh": ""}.items():
+        kept[name] = outside / name
+        kept[name].write_text(text)
+    (bin_dir / "tool").unlink(missing_ok=True)
+    os.link(kept["script"], bin_dir / "tool")
+    (root / "pyvenv.cfg").unlink()
+    os.link(kept["cfg"], root / "pyvenv.cfg")
+    (bin_dir / "overlay-venv-relocate").unlink()
+    os.link(kept["relocate"], bin_dir / "overlay-venv-relocate")
+    (bin_dir / "activate").unlink()
+    os.link(kept["sh"], bin_dir / "activate")
+    (bin_dir / "activate.fish").unlink()
+    (bin_dir / "activate.fish").symlink_to(outside / "fish")
+    before = {name: path.read_text() for name, path in kept.items()}
+
+    new = tmp_path / "new"
+    relocate_tree(root, str(small), new, read_record(root))
+    assert {name: path.read_text() for name, path in kept.items()} == before
+    assert not (outside / "fish").exists()
+    assert (bin_dir / "tool").read_text() == f"#!{new}/bin/python\nprint('tool')\n"
+    for name in ("activate", "activate.fish", "overlay-venv-relocate", "../pyvenv.cfg"):
+        path = bin_dir / name
+        assert not path.is_symlink() and path.stat().st_nlink == 1 and str(new) in path.read_text(), name
+    assert os.access(bin_dir / "overlay-venv-relocate", os.X_OK)
+
+
+def test_relocate_script_makes_its_temporary_files_new(plain_archive, tmp_path):
+    """The stdlib script writes each file beside it first: a symlink already at that name (the
+    archive can hold one) is replaced, not written through."""
+    archive, _, original = plain_archive
+    victim = _victim(tmp_path)
+    evil = _doctor(archive, tmp_path / "evil.tar.gz", [("symlink", "bin/activate.relocating", str(victim))])
+    dest = tmp_path / "new" / "env"
+    result = untar_and_relocate(evil, dest)
+    assert result.returncode == 0, result.stderr
+    assert victim.read_text() == "precious\n"
+    assert f"VIRTUAL_ENV={dest}\n" in (dest / "bin" / "activate").read_text()
+    assert not os.path.lexists(dest / "bin" / "activate.relocating")

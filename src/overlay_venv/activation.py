@@ -56,7 +56,12 @@ class Activator:
 
     def generate(self, values: ActivationValues, bin_dir: Path) -> Path:
         target = bin_dir / self.filename
-        target.write_text(render(self.template, self.quote, **self.context(values)), encoding="utf-8")
+        text = render(self.template, self.quote, **self.context(values))
+        # A new file, never written through what is at that name: in an unpacked archive a symlink or
+        # a hard link there may lead to a file outside the overlay.
+        target.unlink(missing_ok=True)
+        with open(target, "x", encoding="utf-8") as handle:
+            handle.write(text)
         return target
 
 

@@ -26,11 +26,18 @@ from .templates import render
 SH = "/bin/sh"
 NOT_FOUND = 127  # what a shell returns for a command it cannot find
 
-# $1: the activation script; the rest: the command. `command -v` runs after activation, so the
-# overlay's bin/ and the release's PATH are searched, and a missing command gets one clear line.
+# $1: the activation script; the rest: the command. The script is sourced from a function called
+# with no arguments: a sourced script (and the release setup it runs) sees the positional parameters
+# of its caller, and would take the command for its own arguments. `command -v` runs after
+# activation, so the overlay's bin/ and the release's PATH are searched, and a missing command gets
+# one clear line.
 RUN_PROGRAM = (
-    '. "$1" || exit\n'
+    '_overlay_venv_activate="$1"\n'
     "shift\n"
+    '_overlay_venv_source () { . "$_overlay_venv_activate"; }\n'
+    "_overlay_venv_source || exit\n"
+    "unset -f _overlay_venv_source\n"
+    "unset _overlay_venv_activate\n"
     'if ! command -v "$1" >/dev/null 2>&1; then\n'
     "    printf 'overlay-venv: error: %s: command not found (searched PATH with the overlay %s active)\\n' \\\n"
     '        "$1" "$VIRTUAL_ENV" >&2\n'

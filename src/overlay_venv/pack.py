@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .atomic import Staging
 from .errors import OverlayError
-from .metadata import METADATA_FILE, read_record
+from .metadata import METADATA_FILE, OverlayRecord, read_record
 from .paths import path_problem
 from .relocate import (
     RELOCATE_SCRIPT,
@@ -85,7 +85,7 @@ def pack_overlay(overlay: Path, output: Path, force: bool = False) -> PackResult
         raise OverlayError(f"directory {str(output.parent)!r} does not exist (create it first)")
     if (output.exists() or output.is_symlink()) and not force:
         raise OverlayError(f"{str(output)!r} exists; pass --force to overwrite it")
-    problems = movable_problems(overlay)
+    problems = movable_problems(overlay, record.bin_dir)
     if problems:
         raise OverlayError(f"cannot pack {overlay}, it could not work elsewhere: " + "; ".join(problems))
 
@@ -124,7 +124,13 @@ def pack_overlay(overlay: Path, output: Path, force: bool = False) -> PackResult
     return PackResult(archive=output, size=output.stat().st_size, members=members, notes=notes)
 
 
-def _member_problem(member: tarfile.TarInfo) -> str | None:
+def _is_interpreter_link(name: str, bin_dir: str) -> bool:
+    """Whether ``name`` is one of the overlay's interpreter links, ``BIN/python*``: the only members
+    that may be absolute symlinks (they lead to the release's interpreter)."""
+    return posixpath.dirname(name) == bin_dir and posixpath.basename(name).startswith("python")
+
+
+def _member_problem(member: tarfile.TarInfo, bin_dir: str = "bin") -> str | None:
     """Why an archive member must not be extracted, or None. The archive may come from anywhere."""
     name = member.name
     parts = name.split("/")
@@ -132,15 +138,107 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
         return f"{name!r} would land outside the destination"
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
         return f"{name!r} is a device, fifo or other special file"
+    if posixpath.normpath(name) == "." and not member.isdir():
+        return f"{name!r} is not a file name"
     if member.islnk():
         target = member.linkname.split("/")
         if member.linkname.startswith("/") or ".." in target:
             return f"{name!r} is a hard link to {member.linkname!r}, outside the destination"
-    if member.issym() and not member.linkname.startswith("/"):
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-        if resolved == ".." or resolved.startswith("../"):
-            return f"{name!r} is a symlink to {member.linkname!r}, outside the destination"
+    if member.issym():
+        if member.linkname.startswith("/"):
+            # Anything written to or under such a link would land outside the destination.
+            if not _is_interpreter_link(posixpath.normpath(name), bin_dir):
+                return f"{name!r} is a symlink to {member.linkname!r} by absolute path (only {bin_dir}/python* may be)"
+        else:
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+            if resolved == ".." or resolved.startswith("../"):
+                return f"{name!r} is a symlink to {member.linkname!r}, outside the destination"
     return None
+
+
+def _archive_problems(members: list[tarfile.TarInfo], bin_dir: str) -> list[str]:
+    """Why the archive's members must not be extracted, one phrase each; [] if nothing. Beyond each
+    member on its own: no name twice (a file extracted over a symlink is written through it), nothing
+    under a symlink or a file, and hard links only to a regular file met before (``pack`` writes no
+    others; extracting a link to a symlink links its target)."""
+    problems = []
+    kinds: dict[str, tarfile.TarInfo] = {}
+    for member in members:
+        name = posixpath.normpath(member.name)
+        if name in kinds and not (member.isdir() and kinds[name].isdir()):
+            problems.append(f"{member.name!r} appears more than once")
+        kinds[name] = member
+        problem = _member_problem(member, bin_dir)
+        if problem:
+            problems.append(problem)
+        elif member.islnk():
+            target = kinds.get(posixpath.normpath(member.linkname))
+            if target is None or not target.isreg():
+                problems.append(f"{member.name!r} is a hard link to {member.linkname!r}, not to a file before it")
+    for member in members:
+        parts = posixpath.normpath(member.name).split("/")
+        for depth in range(1, len(parts)):
+            parent = kinds.get("/".join(parts[:depth]))
+            if parent is not None and not parent.isdir():
+                what = "symlink" if parent.issym() else "file"
+                problems.append(f"{member.name!r} lies under the {what} {parent.name!r}")
+                break
+    return problems
+
+
+def _bin_dir_problem(bin_dir: object) -> str | None:
+    if (
+        not isinstance(bin_dir, str)
+        or not bin_dir
+        or bin_dir.startswith("/")
+        or any(part in ("", ".", "..") for part in bin_dir.split("/"))
+    ):
+        return f"its {METADATA_FILE} names {bin_dir!r} as the scripts directory, which is no directory inside the overlay"
+    return None
+
+
+def _archived_bin_dir(tar: tarfile.TarFile, archive: Path, members: list[tarfile.TarInfo]) -> str:
+    """The scripts directory the archive's record names, checked to be a plain path inside it."""
+    found = [member for member in members if posixpath.normpath(member.name) == METADATA_FILE]
+    if not found:
+        raise OverlayError(
+            f"{str(archive)!r} does not hold an overlay (no {METADATA_FILE} at its top); make it with overlay-venv pack"
+        )
+    if len(found) > 1 or not found[0].isreg():
+        raise OverlayError(f"refusing to unpack {str(archive)!r}: its {METADATA_FILE} is not one regular file")
+    try:
+        handle = tar.extractfile(found[0])
+        record = OverlayRecord.from_json(handle.read().decode("utf-8")) if handle else None
+    except (OSError, tarfile.TarError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise OverlayError(f"{str(archive)!r} holds a damaged {METADATA_FILE}: {exc}") from None
+    bin_dir = record.bin_dir if record else None
+    problem = _bin_dir_problem(bin_dir)
+    if problem:
+        raise OverlayError(f"refusing to unpack {str(archive)!r}: {problem}")
+    return bin_dir
+
+
+def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], path: Path, archive: Path) -> None:
+    try:
+        if hasattr(tarfile, "tar_filter"):
+            # "tar", not "data": the overlay's bin/python is an absolute symlink to the release's
+            # interpreter, which the data filter refuses. Members were checked before.
+            tar.extractall(path, members=members, filter="tar")
+        else:
+            tar.extractall(path, members=members)
+    except (OSError, tarfile.TarError) as exc:  # tarfile.FilterError is a TarError
+        raise OverlayError(f"cannot unpack {str(archive)!r}: {exc}") from None
+
+
+def _real_directory(root: Path, rel: str) -> bool:
+    """Whether ``root/rel`` is a directory reached through no symlink: what is written there stays
+    under ``root``."""
+    path = root
+    for part in rel.split("/"):
+        path = path / part
+        if path.is_symlink() or not path.is_dir():
+            return False
+    return True
 
 
 def check_unpack_destination(dest: Path) -> None:
@@ -168,30 +266,32 @@ def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
     except (OSError, tarfile.TarError) as exc:
         raise OverlayError(f"cannot read {str(archive)!r} as a tar archive: {exc}") from None
     with tar:
-        members = tar.getmembers()
-        names = {member.name.rstrip("/") for member in members}
-        if METADATA_FILE not in names:
-            raise OverlayError(
-                f"{str(archive)!r} does not hold an overlay (no {METADATA_FILE} at its top); make it with overlay-venv pack"
-            )
-        problems = [problem for problem in map(_member_problem, members) if problem]
+        try:
+            members = tar.getmembers()
+        except (OSError, tarfile.TarError) as exc:
+            raise OverlayError(f"cannot read {str(archive)!r} as a tar archive: {exc}") from None
+        bin_dir = _archived_bin_dir(tar, archive, members)
+        problems = _archive_problems(members, bin_dir)
         if problems:
             raise OverlayError(f"refusing to unpack {str(archive)!r}: " + "; ".join(problems))
         with Staging(dest) as stage:
-            if hasattr(tarfile, "tar_filter"):
-                # "tar", not "data": the overlay's bin/python is an absolute symlink to the release's
-                # interpreter, which the data filter refuses. Members were checked above.
-                tar.extractall(stage.path, members=members, filter="tar")
-            else:
-                tar.extractall(stage.path, members=members)
+            _extract(tar, members, stage.path, archive)
             record = read_record(stage.path)
+            if not _real_directory(stage.path, record.bin_dir):
+                raise OverlayError(f"refusing to unpack {str(archive)!r}: {record.bin_dir!r} in it is not a directory")
             script = stage.path / record.bin_dir / RELOCATE_SCRIPT
-            source = read_location(script.read_text(encoding="utf-8")) if script.is_file() else None
+            source = None
+            if script.is_file() and not script.is_symlink():
+                source = read_location(script.read_text(encoding="utf-8", errors="replace"))
             if not source:
                 raise OverlayError(
                     f"{str(archive)!r} has no readable {record.bin_dir}/{RELOCATE_SCRIPT}, so the place it was packed "
                     "from is unknown; make the archive with overlay-venv pack"
                 )
+            try:
+                relocate_tree(stage.path, source, dest, record)
+            except OSError as exc:
+                raise OverlayError(f"cannot point the overlay unpacked from {str(archive)!r} at {dest}: {exc}") from None
             relocate_tree(stage.path, source, dest, record)
             notes = []
             if source != str(dest):

@@ -61,13 +61,24 @@ def render_relocate_script(location: Path | str, bin_dir: str = "bin") -> str:
     return render(RELOCATE_TEMPLATE, repr, version=__version__, location=str(location), bin_dir=bin_dir)
 
 
+def write_new_file(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``path`` as a new file, never through what is at that name: in an unpacked archive a
+    symlink or a hard link there may lead to a file outside the overlay. ``mode``: exactly that
+    (default: 0o666 less the umask)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
+    with open(fd, "wb") as handle:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        handle.write(data)
+
+
 def write_relocate_script(target: Path, location: Path | None = None, bin_dir: str = "bin") -> Path:
     """Write ``bin/overlay-venv-relocate`` into the overlay being built in ``target``, for an overlay
     that will live at ``location`` (default: ``target``). ``create`` calls this with its staging
     directory and the final path, so an overlay copied with plain tools can be re-pointed anywhere."""
     script = target / bin_dir / RELOCATE_SCRIPT
-    script.write_text(render_relocate_script(location or target, bin_dir), encoding="utf-8")
-    script.chmod(0o755)
+    write_new_file(script, render_relocate_script(location or target, bin_dir).encode(), 0o755)
     return script
 
 
@@ -96,10 +107,11 @@ def _is_editable_direct_url(path: Path) -> bool:
     return isinstance(data, dict) and bool((data.get("dir_info") or {}).get("editable"))
 
 
-def movable_problems(overlay: Path) -> list[str]:
+def movable_problems(overlay: Path, bin_dir: str = "bin") -> list[str]:
     """What in ``overlay`` would be wrong at another place, one phrase each naming the file; [] if
     nothing. The overlay's own site directories are the only places pip writes .pth files and
-    metadata, but the whole tree is walked: a symlink anywhere breaks as well."""
+    metadata, but the whole tree is walked: a symlink anywhere breaks as well. Absolute symlinks out
+    of the overlay may only be its interpreter links, ``bin_dir/python*`` (unpack refuses others)."""
     problems: list[str] = []
     root = str(overlay)
     raw_root = os.fsencode(root)
@@ -115,6 +127,11 @@ def movable_problems(overlay: Path) -> list[str]:
                 if os.path.isabs(target):
                     if target == root or target.startswith(root + os.sep):
                         problems.append(f"{rel} is a symlink to {target} by absolute path (make it relative)")
+                    elif os.path.dirname(rel) != bin_dir or not name.startswith("python"):
+                        problems.append(
+                            f"{rel} is a symlink to {target} by absolute path, which only {bin_dir}/python* may be "
+                            "(an archive could write through it)"
+                        )
                 else:
                     resolved = os.path.normpath(os.path.join(dirpath, target))
                     if resolved != root and not resolved.startswith(root + os.sep):
@@ -194,22 +211,23 @@ def move_shebangs(bin_dir: Path, old: str, new: str) -> list[Path]:
         interpreter, header = found
         body = b"\n".join(lines[header:])
         mode = stat.S_IMODE(script.stat().st_mode)
-        script.write_bytes(shebang_for(new.rstrip("/") + "/" + interpreter[len(prefix) :]) + body)
-        script.chmod(mode)
+        write_new_file(script, shebang_for(new.rstrip("/") + "/" + interpreter[len(prefix) :]) + body, mode)
         changed.append(script)
     return changed
 
 
 def relocate_tree(root: Path, old: str, new: Path, record: OverlayRecord) -> None:
     """Make the overlay whose files are in ``root`` (a staging directory) correct at ``new``; it was
-    last written for ``old``. ``root`` and ``new`` may be the same directory."""
+    last written for ``old``. ``root`` and ``new`` may be the same directory. Every file is written
+    anew, never through a symlink or a hard link that was there."""
     bin_dir = root / record.bin_dir
     move_shebangs(bin_dir, old, str(new))
     cfg = root / "pyvenv.cfg"
-    if cfg.is_file():
+    if cfg.is_file() and not cfg.is_symlink():
         text = cfg.read_bytes()
         replacement = os.fsencode(str(new))
-        cfg.write_bytes(location_pattern(old).sub(lambda _match: replacement, text))
+        mode = stat.S_IMODE(cfg.stat().st_mode)
+        write_new_file(cfg, location_pattern(old).sub(lambda _match: replacement, text), mode)
     write_activation_scripts(activation_values(new, record), bin_dir)
     write_relocate_script(root, new, record.bin_dir)
 
