@@ -15,6 +15,7 @@ needs it), so pip picks tool 1.0. Rebuilt on B, the hold is B's 1.21 and tool be
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -41,12 +42,14 @@ from overlay_venv.lock import (
     incompatibilities,
     parse_lock,
     plan_sync,
+    redact_lock,
     render_lock,
     requirements_text,
     select_artifact,
     version_changes,
 )
 from overlay_venv.lock_pip import record_mismatches
+from overlay_venv.sources import redact_url
 
 SHA = "a" * 64
 CP39 = frozenset({"cp39-cp39-manylinux_2_17_x86_64", "cp39-abi3-manylinux_2_17_x86_64", "py3-none-any", "py39-none-any"})
@@ -66,10 +69,16 @@ def base(version: str = "3.9.18", dists=("basepkg==1.0", "corelib==1.20")) -> Ba
 
 names = st.from_regex(r"[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,3})?", fullmatch=True)
 texts = st.text(max_size=20)
+# Any characters but a path's: an artifact's name is a plain file name.
+filenames = st.builds(
+    lambda stem, suffix: stem + suffix,
+    texts.filter(lambda t: not any(c in t for c in "/\\\0")),
+    st.sampled_from([".whl", ".tar.gz", ".zip"]),
+)
 artifacts = st.builds(
     Artifact,
     kind=st.just("wheel"),
-    filename=texts,
+    filename=filenames,
     sha256=st.binary(min_size=32, max_size=32).map(bytes.hex),
     url=st.one_of(st.none(), texts.map(lambda t: "https://example.org/" + t)),
     path=st.one_of(st.none(), texts.map(lambda t: "/w/" + t)),
@@ -196,6 +205,73 @@ def test_a_pylock_from_another_tool_is_read():
     assert lock.base is None and lock.requests == ()
     (only,) = lock.packages
     assert only.name == "alpha-lib" and only.artifacts[0].filename == "alpha_lib-1.0-py3-none-any.whl"
+
+
+def sdist_lock(name: str, version: str, filename: str, path: str, sha: str = SHA, kind: str = "sdist") -> str:
+    """A lock with one package and one artifact, as a hand-edited (or hostile) file would have it."""
+    table = "[packages.sdist]" if kind == "sdist" else "[[packages.wheels]]"
+    return (
+        f"lock-version = '1.0'\n[[packages]]\nname = '{name}'\nversion = '{version}'\n"
+        f"{table}\nname = {json.dumps(filename)}\npath = {json.dumps(path)}\nhashes = {{sha256 = '{sha}'}}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "../../../../../../tmp/x/victim2.whl",
+        "/tmp/x/victim.whl",
+        "sub/evil-1.0.tar.gz",
+        "..\\evil-1.0.zip",
+        "..",
+        ".",
+        "evil-1.0.txt",
+        "evil\u00001.0.whl",
+    ],
+)
+def test_an_artifact_name_that_is_a_path_is_refused(filename):
+    # Installing a lock writes each artifact under its name, and deletes it on a hash mismatch: a name
+    # that climbs out of the private directory would overwrite or delete any file the user can write.
+    for kind in ("sdist", "wheel"):
+        with pytest.raises(OverlayError, match=r"evil sdist name|evil wheels\[0\] name") as caught:
+            parse_lock(sdist_lock("evil", "1.0", filename, "/etc/hostname", kind=kind), "evil.toml")
+        assert "\n" not in caught.value.format_message() and "evil.toml" in caught.value.format_message()
+    # A name taken from the path or URL (PEP 751 allows leaving it out) is checked the same way.
+    nameless = sdist_lock("evil", "1.0", "x.whl", "/x.whl").replace('name = "x.whl"\n', "").replace("/x.whl", "/w/..")
+    with pytest.raises(OverlayError, match="not a plain file name"):
+        parse_lock(nameless)
+
+
+def test_redact_url_takes_credentials_out():
+    assert redact_url("https://user:pass@host/simple") == "https://host/simple"
+    assert redact_url("https://user:p@ss@host:8443/simple/") == "https://host:8443/simple/"
+    assert redact_url("https://ghp_token@host/simple") == "https://host/simple"
+    assert redact_url("tool @ git+https://me:tok@github.com/o/tool@v1") == "tool @ git+https://github.com/o/tool@v1"
+    # Not secrets, kept as pip keeps them (PEP 610): ${VAR} references and git's ssh user.
+    assert redact_url("https://${USER}:${TOKEN}@host/simple") == "https://${USER}:${TOKEN}@host/simple"
+    assert redact_url("tool @ git+ssh://git@github.com/o/tool") == "tool @ git+ssh://git@github.com/o/tool"
+    for text in ("/local/wheels", "tool>=1", "https://host/a@b", "alpha==1.0"):
+        assert redact_url(text) == text
+
+
+def test_a_lock_carries_no_credentials():
+    artifact = Artifact(
+        "wheel", "alpha-1.0-py3-none-any.whl", SHA, url="https://u:p@files.example.org/alpha-1.0-py3-none-any.whl"
+    )
+    lock = Lock(
+        (LockedPackage("alpha", "1.0", (artifact,), index="https://u:p@example.org/simple"),),
+        requests=("alpha", "tool @ https://me:token@example.org/tool-1.0.tar.gz"),
+        sources=Sources(
+            "https://u:p@example.org/simple", ("https://tok@extra.example.org/simple",), ("https://a:b@links/",), False
+        ),
+    )
+    text = render_lock(redact_lock(lock))
+    assert "u:p@" not in text and "me:token" not in text and "tok@" not in text and "a:b@" not in text
+    clean = parse_lock(text)
+    assert clean.sources == Sources("https://example.org/simple", ("https://extra.example.org/simple",), ("https://links/",))
+    assert clean.requests == ("alpha", "tool @ https://example.org/tool-1.0.tar.gz")
+    assert clean.packages[0].artifacts[0].url == "https://files.example.org/alpha-1.0-py3-none-any.whl"
+    assert clean.packages[0].index == "https://example.org/simple"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -483,6 +559,128 @@ def test_rebuild_onto_a_new_base_reports_the_changes(releases, locked, tmp_path)
     after = listing(target, b.env())
     assert own(after) == {**own(before), "tool": "1.1"}
     assert json.loads((target / "overlay-venv.json").read_text())["base"]["pythonpath"] == str(b.site)
+
+
+def test_sync_never_writes_outside_its_directory(releases, locked, tmp_path):
+    a, _ = releases
+    overlay, _, _, before = locked
+    victim = tmp_path / "x" / "victim2.tar.gz"
+    victim.parent.mkdir()
+    victim.write_text("precious")
+    # The artifact's file is some other file, so its hash does not match: gather would truncate the
+    # victim copying it there, then delete the "copy".
+    (tmp_path / "x" / "other.tar.gz").write_text("other")
+    climbing = "../" * 30 + str(victim).lstrip("/")
+    for name in (climbing, str(victim)):
+        evil = tmp_path / "evil.toml"
+        evil.write_text(sdist_lock("evil", "1.0", name, str(tmp_path / "x" / "other.tar.gz")))
+        result = overlay_venv("sync", str(overlay), str(evil), env=a.env(), check=False)
+        assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "evil sdist name" in result.stderr and "not a plain file name" in result.stderr
+        assert victim.read_text() == "precious"
+    assert listing(overlay, a.env()) == before
+
+
+def test_lock_leaves_credentials_out(releases, locked):
+    a, _ = releases
+    overlay, _, _, _ = locked
+    secret = "https://user:s3cret@127.0.0.1:9/simple"  # ignored for fetching: --no-index
+    extra = "https://tok3n@127.0.0.1:9/x"
+    result = overlay_venv(
+        "lock", str(overlay), "-i", secret, "--extra-index-url", extra, "--no-index", "-f", str(a.wheels), env=a.env()
+    )
+    assert "s3cret" not in result.stdout and "tok3n" not in result.stdout
+    assert parse_lock(result.stdout).sources == Sources(
+        "https://127.0.0.1:9/simple", ("https://127.0.0.1:9/x",), (str(a.wheels),), no_index=True
+    )
+
+
+def test_lock_into_a_missing_directory_fails_before_any_work(locked, tmp_path, releases):
+    a, _ = releases
+    overlay, _, _, _ = locked
+    wheelhouse = tmp_path / "wheelhouse"
+    for output in (tmp_path / "missing" / "pylock.toml", tmp_path):
+        args = ["-o", str(output), "--wheelhouse", str(wheelhouse), "--no-index", "-f", str(a.wheels)]
+        result = overlay_venv("lock", str(overlay), *args, env=a.env(), check=False)
+        assert result.returncode == 1 and result.stderr.startswith(f"overlay-venv: error: cannot write the lock to {output}: ")
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert not wheelhouse.exists()  # nothing was fetched nor saved
+
+
+def test_a_lock_that_cannot_be_put_in_place_leaves_no_partial_file(locked, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import overlay_venv.lock_pip
+    from overlay_venv.commands.lock import command
+
+    overlay, _, _, _ = locked
+    monkeypatch.setattr(overlay_venv.lock_pip, "make_lock", lambda *args, **kwargs: Lock((package("alpha"),)))
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    result = CliRunner().invoke(command, [str(overlay), "-o", str(tmp_path / "pylock.toml")])
+    assert result.exit_code == 1 and "cannot write the lock to" in result.output and "Permission denied" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def two_extra(releases, tmp_path):
+    """An overlay on release A holding alpha 1.0 and gamma 1.0 of its own."""
+    a, _ = releases
+    target = tmp_path / "myenv"
+    overlay_venv("create", str(target), env=a.env())
+    pip = [str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "-f", str(a.wheels)]
+    subprocess.run([*pip, "alpha==1.0", "gamma==1.0"], env=a.env(), check=True, capture_output=True)
+    assert own(listing(target, a.env())) == {"alpha": "1.0", "gamma": "1.0", "pip": own(listing(target, a.env()))["pip"]}
+    return target
+
+
+def fake_file(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_lock_with_only_an_sdist_is_refused_before_sync_changes_anything(releases, two_extra, tmp_path):
+    a, _ = releases
+    before = listing(two_extra, a.env())
+    sdist = tmp_path / "alpha-1.1.tar.gz"
+    lock_file = tmp_path / "pylock.toml"
+    lock_file.write_text(sdist_lock("alpha", "1.1", sdist.name, str(sdist), fake_file(sdist, b"an sdist")))
+    # Planned: change alpha 1.0 -> 1.1, remove gamma. Building the sdist would need setuptools from an index.
+    result = overlay_venv("sync", str(two_extra), str(lock_file), env=offline(a.env()), check=False)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "has no wheel that fits for alpha 1.1 (alpha-1.1.tar.gz)" in result.stderr and "builds nothing" in result.stderr
+    assert listing(two_extra, a.env()) == before
+
+
+def test_sync_installs_before_it_removes_so_a_failed_install_changes_nothing(releases, two_extra, tmp_path):
+    a, _ = releases
+    before = listing(two_extra, a.env())
+    # Its hash is right (the lock pins these bytes), but pip cannot install it.
+    broken = tmp_path / "alpha-1.1-py3-none-any.whl"
+    lock_file = tmp_path / "pylock.toml"
+    lock_file.write_text(sdist_lock("alpha", "1.1", broken.name, str(broken), fake_file(broken, b"not a zip"), kind="wheel"))
+    result = overlay_venv("sync", str(two_extra), str(lock_file), env=offline(a.env()), check=False)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "installing the locked artifacts failed" in result.stderr and result.stderr.rstrip().endswith(
+        f"{two_extra} is unchanged"
+    )
+    assert listing(two_extra, a.env()) == before
+
+
+def test_a_distribution_installed_from_an_sdist_is_not_locked(releases, two_extra, tmp_path):
+    a, _ = releases
+    # What pip records for `pip install ./gamma-1.0.tar.gz` (building one needs setuptools from an index).
+    sdist = tmp_path / "gamma-1.0.tar.gz"
+    fake_file(sdist, b"an sdist")
+    dist_info = two_extra / "lib" / f"python{a.minor}" / "site-packages" / "gamma-1.0.dist-info"
+    (dist_info / "direct_url.json").write_text(json.dumps({"url": sdist.as_uri(), "archive_info": {}}))
+    result = overlay_venv("lock", str(two_extra), "--no-index", "-f", str(a.wheels), env=a.env(), check=False)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert f"gamma 1.0 was installed from an sdist ({sdist.as_uri()})" in result.stderr and "build a wheel" in result.stderr
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize("cmd", ["lock", "sync", "rebuild"])

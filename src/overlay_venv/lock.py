@@ -22,13 +22,14 @@ and new only in 3.11), the reader (tomllib, or tomli before 3.11), and the compa
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from .errors import OverlayError
-from .sources import Sources
+from .sources import Sources, redact_url
 
 LOCK_VERSION = "1.0"  # PEP 751's lock-version
 TOOL = "overlay-venv"
@@ -92,6 +93,27 @@ class Lock:
 
     def by_name(self) -> dict[str, LockedPackage]:
         return {package.name: package for package in self.packages}
+
+
+def redact_lock(lock: Lock) -> Lock:
+    """``lock`` with no credentials in its URLs (:func:`overlay_venv.sources.redact_url`): a lock file is
+    made to be shared, and ``-i https://user:token@host/simple`` or a request with a token in its URL
+    must not travel with it. The index, keyring or netrc supply them again where the lock is used."""
+
+    def artifact(item: Artifact) -> Artifact:
+        return replace(item, url=redact_url(item.url)) if item.url else item
+
+    packages = tuple(
+        replace(
+            package,
+            artifacts=tuple(artifact(item) for item in package.artifacts),
+            index=redact_url(package.index) if package.index else package.index,
+        )
+        for package in lock.packages
+    )
+    return replace(
+        lock, packages=packages, requests=tuple(redact_url(item) for item in lock.requests), sources=lock.sources.redacted()
+    )
 
 
 def minor_of(version: str) -> str:
@@ -265,8 +287,31 @@ def _artifact(kind: str, table: Any, where: str) -> Artifact:
 
         # PEP 751: without a name, the file name is the last part of the path, or of the URL's path.
         filename = path.replace("\\", "/").rsplit("/", 1)[-1] if path else unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    problem = artifact_name_problem(filename)
+    if problem:
+        raise ValueError(f"{where} name {filename!r} {problem}")
     size = _get(table, "size", int, where + ".")
     return Artifact(kind, filename, sha256.lower(), url, path, size)
+
+
+ARTIFACT_SUFFIXES = (".whl", ".tar.gz", ".zip")
+
+
+def artifact_name_problem(filename: str) -> Optional[str]:
+    """Why ``filename`` cannot be an artifact's file name, or None. Installing a lock writes each
+    artifact under its name into a private directory (and deletes it there when its hash is wrong),
+    so the name must be a plain file name: no directory part, nothing a path could climb out with."""
+    if (
+        "/" in filename
+        or "\\" in filename
+        or "\0" in filename
+        or filename in (".", "..")
+        or os.path.basename(filename) != filename
+    ):
+        return "is not a plain file name"
+    if not filename.endswith(ARTIFACT_SUFFIXES):
+        return f"does not end in {', '.join(ARTIFACT_SUFFIXES[:-1])} or {ARTIFACT_SUFFIXES[-1]}"
+    return None
 
 
 def parse_lock(text: str, origin: str = "the lock") -> Lock:

@@ -13,8 +13,13 @@ Installing a lock is two steps, so that nothing changes before every artifact is
 1. :func:`gather` puts every artifact in one private directory and checks its sha256 itself (files from
    the wheelhouse or a local path are copied; remote ones are fetched by ``pip download
    --require-hashes``, which checks them too). A mismatch stops here, with the file named.
-2. :func:`pip_install` runs ``pip install --require-hashes --no-deps --no-index --find-links DIR``: no
-   resolution, no index, every hash checked again by pip.
+2. :func:`pip_install` runs ``pip install --require-hashes --no-deps --no-index --only-binary :all:
+   --find-links DIR``: no resolution, no index, no build, every hash checked again by pip. ``sync``
+   removes what the lock does not hold only after that succeeded.
+
+A lock pins wheels only: building an sdist needs its build backend from an index, which installing a
+lock never uses. ``lock`` refuses a distribution installed from an sdist, and a lock from another tool
+whose only fitting artifact is an sdist is refused before anything changes.
 """
 
 from __future__ import annotations
@@ -35,7 +40,18 @@ from urllib.parse import unquote, urlsplit
 
 from . import __version__
 from .errors import OverlayError
-from .lock import UNLOCKED, Artifact, BaseInfo, Lock, LockedPackage, Target, environment_marker, minor_of
+from .lock import (
+    UNLOCKED,
+    Artifact,
+    BaseInfo,
+    Lock,
+    LockedPackage,
+    Target,
+    artifact_name_problem,
+    environment_marker,
+    minor_of,
+    redact_lock,
+)
 from .sources import Sources
 
 # Asks an interpreter what a wheel must fit. The tags come from the packaging copy pip vendors (every
@@ -211,6 +227,13 @@ def _artifact_kind(filename: str) -> str:
     return "wheel" if filename.endswith(".whl") else "sdist"
 
 
+def _refuse_sdist(copy: Any, where: str) -> None:
+    raise OverlayError(
+        f"{copy.display_name} {copy.version} was installed from an sdist ({where}): a lock pins wheels only, since "
+        "installing a lock builds nothing; build a wheel of it (pip wheel --no-deps), install that, then lock"
+    )
+
+
 def _store(wheelhouse: Path, source: Path, sha256: str) -> None:
     """Copy ``source`` into the wheelhouse; a file of that name with other bytes is an error, never
     overwritten (another lock may pin it)."""
@@ -251,6 +274,8 @@ def make_lock(
                 f"{copy.display_name} {copy.version} was installed from {what} ({info.get('url')}): there is no artifact "
                 "to pin by hash; build a wheel of it and install that, then lock"
             )
+        if not urlsplit(info.get("url", "")).path.endswith(".whl"):
+            _refuse_sdist(copy, info.get("url", ""))
         path = _file_path(info.get("url", ""))
         if path is None or path.is_file():
             direct[name] = info["url"]
@@ -274,14 +299,15 @@ def make_lock(
                 local = _file_path(url)
             if local is None:
                 raise OverlayError(f"pip fetched no artifact for {copy.display_name} {copy.version}")
-            if local.suffix == ".whl":
-                differ = record_mismatches(local, Path(copy.location))
-                if differ:
-                    raise OverlayError(
-                        f"the artifact found for {copy.display_name} {copy.version} ({url}) is not the one installed: "
-                        f"{', '.join(differ[:3])} differ{'s' if len(differ) == 1 else ''}; give the index or "
-                        "--find-links it was installed from"
-                    )
+            if local.suffix != ".whl":
+                _refuse_sdist(copy, url or local.name)
+            differ = record_mismatches(local, Path(copy.location))
+            if differ:
+                raise OverlayError(
+                    f"the artifact found for {copy.display_name} {copy.version} ({url}) is not the one installed: "
+                    f"{', '.join(differ[:3])} differ{'s' if len(differ) == 1 else ''}; give the index or "
+                    "--find-links it was installed from"
+                )
             sha256 = sha256_of(local)
             where = _file_path(url) if url else None
             artifact = Artifact(
@@ -297,7 +323,7 @@ def make_lock(
             packages.append(LockedPackage(name, copy.version, (artifact,)))
 
     marker = layering.marker_environment
-    return Lock(
+    lock = Lock(
         packages=tuple(packages),
         base=base_info(layering, target),
         requests=tuple(requests),
@@ -306,6 +332,8 @@ def make_lock(
         requires_python=f"=={minor_of(target.python_version)}.*",
         created_by=f"overlay-venv {__version__}",
     )
+    # A lock is made to be shared: no user:password (or token) from -i or a recorded request goes in.
+    return redact_lock(lock)
 
 
 def _resolved_urls(layering: Any, sources: Sources, pins: Sequence[str], work: Path) -> dict[str, str]:
@@ -372,6 +400,9 @@ def gather(
     dest.mkdir(parents=True, exist_ok=True)
     remote: list[tuple[LockedPackage, Artifact]] = []
     for package, artifact in chosen:
+        problem = artifact_name_problem(artifact.filename)
+        if problem:  # parse_lock refuses these; a Lock made in code is checked here
+            raise OverlayError(f"the artifact of {package.name} {package.version}: {artifact.filename!r} {problem}")
         if wheelhouse is not None:
             source = wheelhouse / artifact.filename
             if not source.is_file():
@@ -421,21 +452,22 @@ def pip_install(
     environ: Mapping[str, str],
     chosen: Sequence[tuple[LockedPackage, Artifact]],
     files: Path,
-    ignore_installed: bool,
 ) -> None:
-    """Install exactly the chosen artifacts from ``files``: hashes required, no dependencies, no index.
+    """Install exactly the chosen artifacts from ``files``: hashes required, no dependencies, no index,
+    nothing built (``--only-binary :all:``).
 
-    ``ignore_installed`` makes pip install a locked version into the overlay even when the base already
-    has it (pip would otherwise call the base's copy good enough, and the overlay would lack its own);
-    callers use it only where the overlay has no copy of its own to leave behind.
+    ``--force-reinstall`` makes pip install each locked version into the overlay even when the base
+    already has it (pip would otherwise call the base's copy good enough, and the overlay would lack its
+    own), and replace the overlay's own copy of another version: pip uninstalls that first, and puts it
+    back if the install fails. A copy in the base is outside the environment: pip leaves it alone.
+    (``--ignore-installed`` would leave the overlay's old copy's files and metadata beside the new.)
     """
     from .lock import requirements_text
 
     requirements = files.parent / "locked-requirements.txt"
     requirements.write_text(requirements_text((p.name, p.version, a.sha256) for p, a in chosen), encoding="utf-8")
     args = ["install", *PIP_QUIET, "--quiet", "--no-warn-conflicts", "--require-hashes", "--no-deps", "--no-index"]
-    args += ["--find-links", str(files)]
-    args += ["--ignore-installed"] * ignore_installed
+    args += ["--only-binary", ":all:", "--force-reinstall", "--find-links", str(files)]
     run_pip(python, environ, [*args, "-r", str(requirements)], "installing the locked artifacts")
 
 
@@ -494,9 +526,11 @@ def install_lock(
     warn=None,
     final: Optional[Path] = None,
 ) -> None:
-    """Install the lock's artifacts (or only ``names``) into ``overlay``, after removing ``remove``.
-    Every artifact is gathered and checked first: a bad one changes nothing. ``final`` is the name
-    messages use when ``overlay`` is a staging directory."""
+    """Install the lock's artifacts (or only ``names``) into ``overlay`` (replacing the overlay's own
+    copies of other versions), then remove ``remove``. Every artifact is gathered and checked first, and
+    an sdist is refused: a bad artifact changes nothing. Removing comes last, so a failed install leaves
+    the rest; when anything did change before a failure, the error says what. ``final`` is the name
+    messages use when ``overlay`` is a staging directory (thrown away on failure)."""
     from .layers import load_layering
 
     layering = load_layering(overlay, environ)
@@ -506,13 +540,56 @@ def install_lock(
     if drift and warn is not None:
         warn(drift)
     chosen = selected(lock, target, names)
+    refuse_sdists(chosen, lock_file)
+    before = _own_versions(overlay) if final is None else None
     with tempfile.TemporaryDirectory(prefix="overlay-venv-artifacts-") as tmp:
         files = Path(tmp) / "files"
         gather(chosen, files, layering.python, layering.environ, wheelhouse)
-        pip_uninstall(layering.python, layering.environ, list(remove))
-        if chosen:
-            # The overlay has no copy of its own of any chosen package now (new, or just removed).
-            pip_install(layering.python, layering.environ, chosen, files, ignore_installed=True)
+        try:
+            if chosen:
+                pip_install(layering.python, layering.environ, chosen, files)
+            pip_uninstall(layering.python, layering.environ, list(remove))
+        except OverlayError as exc:
+            if before is None:
+                raise
+            raise OverlayError(f"{exc.message}; {_what_changed(overlay, before)}") from None
+
+
+def refuse_sdists(chosen: Sequence[tuple[LockedPackage, Artifact]], lock_file: str) -> None:
+    """Stop when an artifact to install is not a wheel: building it would need its build backend from an
+    index, and installing a lock uses none (pip would fail part-way, after the overlay changed)."""
+    sdists = [
+        f"{package.name} {package.version} ({artifact.filename})" for package, artifact in chosen if artifact.kind != "wheel"
+    ]
+    if sdists:
+        shown = ", ".join(sdists[:5]) + (f" and {len(sdists) - 5} more" if len(sdists) > 5 else "")
+        raise OverlayError(
+            f"{lock_file} has no wheel that fits for {shown}: installing a lock builds nothing, so it installs wheels "
+            "only; build a wheel of each, install those and lock again"
+        )
+
+
+def _own_versions(overlay: Path) -> dict[str, str]:
+    from .metadata import read_record
+
+    return overlay_versions(overlay, read_record(overlay).site_packages)
+
+
+def _what_changed(overlay: Path, before: Mapping[str, str]) -> str:
+    """After a failure: whether ``overlay`` still holds what it held ``before``, in words."""
+    from .lock import version_changes
+
+    try:
+        rows = version_changes(before, _own_versions(overlay))
+    except (OverlayError, OSError) as exc:
+        return f"{overlay} may have been changed (cannot read it: {exc})"
+    if not rows:
+        return f"{overlay} is unchanged"
+    words = [
+        f"+{name} {new}" if old == "-" else f"-{name} {old}" if new == "-" else f"{name} {old} -> {new}"
+        for name, old, new in rows
+    ]
+    return f"{overlay} was changed before the failure: {', '.join(words)}"
 
 
 def remember_requests(overlay: Path, requests: Sequence[str]) -> None:

@@ -48,11 +48,19 @@ def command(
     import os
     from pathlib import Path
 
+    from ..errors import OverlayError
     from ..lock import render_lock
     from ..lock_pip import make_lock
     from ..metadata import find_overlay, read_record
     from ..sources import Sources
 
+    if output != "-":
+        # Before any work: finding and fetching every artifact can take minutes.
+        parent = Path(os.path.abspath(output)).parent
+        if not parent.is_dir():
+            raise OverlayError(f"cannot write the lock to {output}: {parent} is not a directory")
+        if Path(output).is_dir():
+            raise OverlayError(f"cannot write the lock to {output}: it is a directory")
     overlay = find_overlay(Path(name) if name else None)
     record = read_record(overlay)
     sources = Sources(
@@ -65,8 +73,12 @@ def command(
     else:
         target = Path(output)
         partial = target.with_name(f".{target.name}.part-{os.getpid()}")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)  # a reader never sees half a lock
+        try:
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, target)  # a reader never sees half a lock
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise OverlayError(f"cannot write the lock to {output}: {exc.strerror or exc}") from None
     count = len(lock.packages)
     saved = f"; artifacts in {wheelhouse}" if wheelhouse else ""
     where = "" if output == "-" else f" to {output}"

@@ -16,10 +16,11 @@ import click
 def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool) -> None:
     """Make the overlay NAME hold exactly the distributions locked in FILE.
 
-    Installs what is missing, changes what differs, removes what FILE does not lock (pip stays);
+    Installs what is missing, changes what differs, then removes what FILE does not lock (pip stays);
     the base is never touched. Every artifact is fetched and checked against its sha256 before the
-    overlay changes, and installed with hashes required and no dependency resolution: a tampered or
-    missing artifact leaves the overlay as it was.
+    overlay changes, and installed with hashes required, no dependency resolution and nothing built:
+    a tampered or missing artifact, or an sdist, leaves the overlay as it was. Should pip fail later,
+    the error says whether the overlay changed.
 
     \b
     Examples:
@@ -57,7 +58,8 @@ def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool) ->
         dict(os.environ),
         Path(wheelhouse).absolute() if wheelhouse else None,
         names=[*plan.install, *(item[0] for item in plan.change)],
-        remove=[*(item[0] for item in plan.change), *(item[0] for item in plan.remove)],
+        # Changed ones are replaced by the install itself; these go only once it succeeded.
+        remove=[item[0] for item in plan.remove],
         warn=lambda text: click.echo(f"overlay-venv: warning: {text}", err=True),
     )
     remember_requests(overlay, lock.requests)
