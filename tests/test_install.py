@@ -572,3 +572,14 @@ def test_help_has_examples():
     assert "Examples:" in result.stdout and "overlay-venv install --overlay myenv" in result.stdout
     for option in ("--allow-shadow", "--uv", "--no-index", "--find-links", "--requirement", "--editable", "--pre", "--quiet"):
         assert option in result.stdout
+
+
+def test_recorded_requests_hold_no_credentials(tmp_path):
+    """A URL with user:token (typed, or from ${VAR}s pip expands) must not reach overlay-venv.json."""
+    from overlay_venv.install import merge_requests
+    from overlay_venv.sources import redact_url
+
+    entry = "tool @ https://bot:hunter2@index.example/tool-1.0-py3-none-any.whl"
+    merged = merge_requests([], [redact_url(entry)])
+    assert merged == ["tool @ https://index.example/tool-1.0-py3-none-any.whl"]
+    assert "hunter2" not in " ".join(merged)

@@ -155,6 +155,7 @@ def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before
     from ..install import merge_requests, overlay_changes, problem_key, relayer
     from ..layers import align, check_requirements, colour_enabled, load_layering
     from ..metadata import read_record, write_record
+    from ..sources import redact_url
 
     distributions = relayer(before, pth_files)
     environment = before.marker_environment
@@ -167,7 +168,9 @@ def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before
     new = [problem for problem in problems if problem_key(problem) not in old]
 
     record = read_record(overlay)
-    merged = merge_requests(record.requests, requests.record)
+    # Credentials from ${VAR}s or typed in a URL stay out of the record (and so out of locks), as
+    # pip keeps them out of direct_url.json.
+    merged = merge_requests(record.requests, [redact_url(entry) for entry in requests.record])
     if merged != record.requests:
         record.requests = merged
         write_record(overlay, record)
