@@ -35,24 +35,12 @@ import make_base  # noqa: E402
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def find_python(minor: str) -> str | None:
-    """An interpreter of version ``minor`` (e.g. "3.9"): pyenv's first, then PATH (as tests/conftest.py)."""
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    versions = Path(root) / "versions"
-    if versions.is_dir():
-        for candidate in sorted(versions.glob(f"{minor}.*"), reverse=True):
-            exe = candidate / "bin" / f"python{minor}"
-            if exe.exists():
-                return str(exe)
-    return shutil.which(f"python{minor}")
-
-
 def resolve_python(spec: str | None) -> str:
     """``--python``: a version like ``3.12`` or a path/command. Default: 3.9 if present, else this one."""
     if spec is None:
-        return find_python("3.9") or sys.executable
+        return make_base.find_python("3.9") or sys.executable
     if spec[:1].isdigit():
-        found = find_python(spec)
+        found = make_base.find_python(spec)
         if found is None:
             raise SystemExit(f"no Python {spec} found (pyenv or PATH)")
         return found

@@ -24,6 +24,7 @@ import base64
 import csv
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,19 @@ def install_wheel(wheel: Path, site_packages: Path) -> None:
         archive.extractall(site_packages)
         dist_info = next(n.split("/")[0] for n in archive.namelist() if n.split("/")[0].endswith(".dist-info"))
     (site_packages / dist_info / "INSTALLER").write_text("make_base\n")
+
+
+def find_python(minor: str) -> str | None:
+    """An interpreter of version ``minor`` (e.g. "3.9") to build a release on: pyenv's first, then
+    PATH. Shared by the tests and the benchmarks."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    versions = Path(root) / "versions"
+    if versions.is_dir():
+        for candidate in sorted(versions.glob(f"{minor}.*"), reverse=True):
+            exe = candidate / "bin" / f"python{minor}"
+            if exe.exists():
+                return str(exe)
+    return shutil.which(f"python{minor}")
 
 
 def copy_interpreter(python: str, prefix: Path) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -24,18 +23,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import make_base  # noqa: E402
 
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
-
-
-def find_python(minor: str) -> str | None:
-    """An interpreter of version ``minor`` (e.g. "3.9"): pyenv's first, then PATH."""
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    versions = Path(root) / "versions"
-    if versions.is_dir():
-        for candidate in sorted(versions.glob(f"{minor}.*"), reverse=True):
-            exe = candidate / "bin" / f"python{minor}"
-            if exe.exists():
-                return str(exe)
-    return shutil.which(f"python{minor}")
 
 
 BASE_PYTHONS = ["3.9", "3.13"]
@@ -101,7 +88,7 @@ def clean_env() -> dict[str, str]:
 
 
 def build_release(dest: Path, minor: str, base=make_base.DEFAULT_BASE, wheels=make_base.DEFAULT_WHEELS) -> Release:
-    python = find_python(minor)
+    python = make_base.find_python(minor)
     if python is None:
         pytest.skip(f"no Python {minor} on this machine")
     root = make_base.make_base(dest, python, base, wheels)
