@@ -134,15 +134,22 @@ def requirement_lines(path: Path, environ: Mapping[str, str], seen: Optional[set
     "requirement", "editable" or "constraint" (a requirement line of a -c file). Options pip alone
     cares about (--index-url, --hash, ...) are skipped."""
     seen = set() if seen is None else seen
+    text = _read_once(path, seen, "requirements")
+    if text is not None:
+        yield from _file_entries(text, path, environ, seen, "requirement")
+
+
+def _read_once(path: Path, seen: set, what: str) -> Optional[str]:
+    """The text of a requirements or constraints file, or None if it was read already (files that
+    include each other)."""
     real = os.path.realpath(path)
     if real in seen:
-        return
+        return None
     seen.add(real)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise OverlayError(f"cannot read the requirements file {path}: {exc.strerror or exc}") from None
-    yield from _file_entries(text, path, environ, seen, "requirement")
+        raise OverlayError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
 
 
 def _file_entries(text: str, path: Path, environ: Mapping[str, str], seen: set, kind: str) -> Iterable[tuple[str, str, Path]]:
@@ -163,15 +170,9 @@ def _file_entries(text: str, path: Path, environ: Mapping[str, str], seen: set, 
                 continue  # a remote file: pip reads it; its names are not exempt
             nested_kind = "constraint" if flag in ("-c", "--constraint") else kind
             if nested_kind == "constraint":
-                real = os.path.realpath(nested)
-                if real in seen:
-                    continue
-                seen.add(real)
-                try:
-                    nested_text = nested.read_text(encoding="utf-8")
-                except OSError as exc:
-                    raise OverlayError(f"cannot read the constraints file {nested}: {exc.strerror or exc}") from None
-                yield from _file_entries(nested_text, nested, environ, seen, "constraint")
+                nested_text = _read_once(nested, seen, "constraints")
+                if nested_text is not None:
+                    yield from _file_entries(nested_text, nested, environ, seen, "constraint")
             else:
                 yield from requirement_lines(nested, environ, seen)
             continue
