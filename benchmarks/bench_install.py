@@ -42,14 +42,9 @@ def base_name(i: int) -> str:
 def build(scratch: Path, python: str, count: int, packages: int) -> tuple[Path, Path, Path, list[str]]:
     """The release (its site-packages), the wheelhouse, and the requirement list every tool installs."""
     rng = random.Random(5)
-    release = make_base.make_base(scratch / "base", python, base=("bench-anchor==1.0",), wheels=())
+    release = make_base.make_base(scratch / "base", python, base=(), wheels=())
     exe = next((release / "python" / "bin").glob("python3.*"))
     site = release / "lib" / exe.name / "site-packages"
-    # make_base links the standard library without its bytecode cache; a real release ships it.
-    stdlib = next((release / "python" / "lib").glob("python3.*"))
-    real_cache = (stdlib / "os.py").resolve().parent / "__pycache__"
-    if real_cache.is_dir() and not (stdlib / "__pycache__").exists():
-        (stdlib / "__pycache__").symlink_to(real_cache)
     build_dir = scratch / "build"
     for i in range(count):
         requires = tuple(f"{base_name(j)}>=1.0,<2" for j in rng.sample(range(i), min(i, rng.randint(0, 3))))
@@ -123,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run([cli, "create", str(overlay)], env=env, check=True, capture_output=True)
                 overlays[run, label] = overlay
         print(
-            f"built a release of {args.dists + 1} distributions, a wheelhouse of {len(list(wheels.iterdir()))} wheels "
+            f"built a release of {args.dists} distributions, a wheelhouse of {len(list(wheels.iterdir()))} wheels "
             f"and {len(overlays)} overlays in {time.perf_counter() - started:.1f} s"
         )
         load = os.getloadavg()
@@ -166,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = med("overlay-venv install") / med("pip install")
         print(
             f"\noverlay-venv install: {ratio:.2f}x plain pip ({'within' if ratio <= TARGET else 'OVER'} the {TARGET}x target; "
-            f"median of {args.repeat}, {args.dists + 1} release distributions)"
+            f"median of {args.repeat}, {args.dists} release distributions)"
         )
         same = len({installed[label] for label in labels if label != "pip install --dry-run"}) == 1
         print(f"same set installed by every tool: {'yes' if same else 'NO'}")
