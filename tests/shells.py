@@ -97,6 +97,20 @@ class Shell:
         return result
 
 
+# The functions of an overlay's bin/_overlay_venv_lib.sh, which each of its entry points removes again.
+LIBRARY_FUNCTIONS = (
+    "_overlay_venv_drop",
+    "_overlay_venv_drop_under",
+    "_overlay_venv_drop_own",
+    "_overlay_venv_drop_stale",
+    "_overlay_venv_unwind",
+    "_overlay_venv_tidy",
+    "_overlay_venv_rebase",
+    "_overlay_venv_warn_drift",
+    "_overlay_venv_unload",
+)
+
+
 class PosixShell(Shell):
     family = "posix"
 
@@ -106,7 +120,7 @@ class PosixShell(Shell):
             "zsh": "print -rl -- ${(k)parameters} ${(k)functions}",
             "ksh": "typeset +; typeset +f",
             # dash cannot list functions: ask for each name we might have left.
-            "dash": "set | sed 's/=.*//'; for f in deactivate overlay_venv_rebase _overlay_venv_drop _overlay_venv_drop_under; "
+            "dash": "set | sed 's/=.*//'; for f in deactivate overlay_venv_rebase " + " ".join(LIBRARY_FUNCTIONS) + "; "
             "do command -v $f || true; done",
         }[self.name]
 

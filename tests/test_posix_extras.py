@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 from conftest import ODD_NAME
-from shells import PosixShell
+from shells import LIBRARY_FUNCTIONS, PosixShell
+
+POSIX_SHELLS = ["dash", "bash", "zsh", "ksh"]
 
 
 @pytest.mark.parametrize("dialect", ["sh", "bash", "ksh"])
@@ -103,3 +105,68 @@ def test_overlay_over_a_plain_venv(shell, release39, overlay39, tmp_path):
     assert result["overlay"]["basepkg"] == "2.0"
     assert (result["after"]["PATH"], result["after"]["PYTHONPATH"]) == (before["PATH"], before["PYTHONPATH"])
     assert result["after"]["VIRTUAL_ENV"] is None
+
+
+def shell_or_skip(name: str) -> PosixShell:
+    sh = PosixShell(name)
+    if not sh.available():
+        pytest.skip(f"{name} is not installed")
+    return sh
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+@pytest.mark.parametrize("ps1", [None, "", "$ "], ids=["unset", "empty", "set"])
+def test_prompt_round_trip_is_exact(shell, ps1, release39, overlay39, odd_overlay, tmp_path):
+    """PS1 comes back as it was, unset included, for a plain name and for one each shell treats apart."""
+    sh = shell_or_skip(shell)
+    show = 'printf "[%s]\\n" "${PS1+set}:${PS1-}"'
+    for overlay in (overlay39, odd_overlay):
+        setup = "unset PS1" if ps1 is None else f"PS1={sh.quote(ps1)}"
+        result = sh.run([setup, show, sh.source(overlay / "bin" / "activate"), show, "deactivate", show], env=release39.env())
+        before, active, after = result.lines
+        assert after == before, (overlay, result.lines)
+        if overlay == overlay39:
+            assert active == f"[set:(myenv) {ps1 or ''}]"
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+@pytest.mark.parametrize("home", [None, "/opt/elsewhere"], ids=["unset", "set"])
+def test_pythonhome_is_unset_while_active_and_restored(shell, home, release39, overlay39):
+    sh = shell_or_skip(shell)
+    show = 'printf "[%s]\\n" "${PYTHONHOME+set}:${PYTHONHOME-}"'
+    env = release39.env()
+    env.pop("PYTHONHOME", None)
+    if home is not None:
+        env["PYTHONHOME"] = home
+    result = sh.run([show, sh.source(overlay39 / "bin" / "activate"), show, "deactivate", show], env=env)
+    before, active, after = result.lines
+    assert active == "[:]"
+    assert after == before == ("[:]" if home is None else f"[set:{home}]")
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_library_is_unloaded_after_each_use(shell, release39, overlay39, second_overlay39, tmp_path):
+    """bin/_overlay_venv_lib.sh is sourced for an inherited environment, drift, a rebase and an unwind;
+    each time its functions are gone again, while active and after."""
+    sh = shell_or_skip(shell)
+    functions = " ".join(LIBRARY_FUNCTIONS)
+    list_functions = f"for f in {functions}; do command -v $f || true; done; echo ."
+    env = release39.env(VIRTUAL_ENV=str(second_overlay39))  # inherited: VIRTUAL_ENV without `deactivate`
+    env["PYTHONPATH"] = f"{second_overlay39}/lib/python3.9/site-packages:/opt/drifted:{env['PYTHONPATH']}"
+    result = sh.run(
+        [
+            sh.source(overlay39 / "bin" / "activate"),
+            list_functions,
+            sh.prepend("PATH", "/opt/rucio/bin"),
+            "overlay_venv_rebase",
+            list_functions,
+            "deactivate",
+            sh.leftovers(),
+        ],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert "overlay-venv: warning: PYTHONPATH is" in result.stderr
+    assert result.lines[:2] == [".", "."], result.lines
+    left = [name for name in result.lines[2:] if "overlay_venv" in name.lower() or name.strip() == "deactivate"]
+    assert left == []
