@@ -8,10 +8,11 @@ overlay-venv uninstalled.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import jinja2
+
+from .cachedir import cache_dir
 
 
 def templates_dir() -> Path:
@@ -25,17 +26,9 @@ def templates_dir() -> Path:
 def bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs: compiling the templates an overlay carries is a good
     part of `create`'s time, loading them compiled almost nothing. Jinja checks each entry against
-    the template's checksum, so an upgraded template is compiled again. No cache where there is no
-    writable cache directory: rendering is the same, only slower."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = os.path.join(base, "overlay-venv", "templates")
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError:
-        return None
-    if not os.access(directory, os.W_OK):
-        return None
-    return jinja2.FileSystemBytecodeCache(directory)
+    the template's checksum, so an upgraded template is compiled again."""
+    directory = cache_dir("templates")
+    return None if directory is None else jinja2.FileSystemBytecodeCache(str(directory))
 
 
 @functools.cache
