@@ -14,12 +14,10 @@ hold when the process dies without warning (SIGKILL, a node losing its job):
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -32,7 +30,7 @@ _AT_FDCWD = -100
 
 
 def _host() -> str:
-    return socket.gethostname() or "host"
+    return os.uname().nodename or "host"  # gethostname(), without importing socket
 
 
 def staging_name(pid: int | None = None, host: str | None = None) -> str:
@@ -77,6 +75,8 @@ def remove_stale_staging(parent: Path) -> list[Path]:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE). False where not supported."""
+    import ctypes  # only --clear needs it
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
