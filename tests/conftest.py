@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import make_base  # noqa: E402
 
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+# overlay-venv's cache (skeletons, compiled templates) for this test session only: the tests neither
+# read a user's cache nor leave theirs behind. Tests of the cache itself use their own.
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="overlay-venv-test-cache-"))
+os.environ["XDG_CACHE_HOME"] = str(SESSION_CACHE)  # for what runs in-process or inherits our environment
 
 
 BASE_PYTHONS = ["3.9", "3.13"]
@@ -80,6 +86,7 @@ def clean_env() -> dict[str, str]:
         "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "XDG_CACHE_HOME": str(SESSION_CACHE),
     }
     for key in ("VIRTUALENV_OVERRIDE_APP_DATA", "TMPDIR"):
         if key in os.environ:
@@ -172,3 +179,7 @@ def odd_overlay(release39, tmp_path_factory) -> Path:
     """An overlay in a directory whose name holds every character a shell might execute."""
     parent = tmp_path_factory.mktemp("odd")
     return make_overlay(release39, parent / ODD_NAME)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__
+from . import __version__, skeleton
 from .activation import activation_values, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError
 from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
 from .paths import path_problem, relative_to_overlay, remove_under
 from .release import base_pythonpath, normalize_setup, run_setup
-from .relocate import move_shebangs, write_relocate_script
+from .relocate import move_shebangs, write_new_file, write_relocate_script
+from .skeleton import Built
 from .templates import render, templates_dir
 
 HOOK_MODULE = "_overlay_venv_hook.py"
@@ -33,6 +35,8 @@ class CreateOptions:
     clear: bool = False
     setup: str | None = None
     keep_setup: bool = False
+    # Build from (and save to) the skeleton cache; see skeleton.py.
+    cache: bool = True
     # Fills the overlay before it is moved into place (create --from, rebuild): called with the
     # staging directory, a working overlay there, and the release's environment. If it raises,
     # nothing is moved and the staging directory is removed, so a failed fill leaves no trace.
@@ -100,14 +104,15 @@ def virtualenv_environ(environ: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, prompt: str, environ: dict[str, str]):
-    from virtualenv import cli_run  # imported here: it is the slowest import and only create needs it
+def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, environ: dict[str, str]) -> Built:
+    from virtualenv import cli_run  # imported here: it is the slowest import, and a warm create skips it
 
+    # No --prompt: pyvenv.cfg gets ours when the overlay is finished, so the tree built here is the
+    # same for every overlay on this interpreter and can be kept as a skeleton.
     args = [
         str(target),
         "--python",
         interpreter,
-        f"--prompt={prompt}",  # one word: a prompt starting with "-" is a value, not an option
         "--activators",
         "python",  # ours replace it; virtualenv's shell scripts are not written at all
         "--no-setuptools",  # a seeded setuptools would shadow the release's own
@@ -122,11 +127,42 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, promp
     if not options.pip:
         args.append("--no-seed")
     try:
-        return cli_run(args, setup_logging=False, env=virtualenv_environ(environ))
+        session = cli_run(args, setup_logging=False, env=virtualenv_environ(environ))
     except SystemExit as exc:  # virtualenv reports bad arguments or interpreters this way
         raise OverlayError(f"virtualenv could not create an environment for {interpreter} (exit {exc.code})") from None
     except RuntimeError as exc:
         raise OverlayError(f"virtualenv failed: {exc}") from None
+    info = session.interpreter
+    return Built(
+        bin_dir=relative_to_overlay(target, Path(session.creator.bin_dir)),
+        libs=[relative_to_overlay(target, Path(lib)) for lib in session.creator.libs],
+        executable=str(info.system_executable),
+        version=".".join(str(part) for part in info.version_info[:3]),
+        implementation=info.implementation,
+    )
+
+
+def build_environment(stage: Path, dest: Path, interpreter: str, options: CreateOptions, environ: dict[str, str]) -> Built:
+    """The environment itself, in ``stage``: cloned from a skeleton when one fits, else built by
+    virtualenv (and then kept as a skeleton for next time)."""
+    key = skeleton.skeleton_key(interpreter, options.system_site_packages, options.pip) if options.cache else None
+    if key is not None:
+        built = skeleton.clone(key, stage)
+        if built is not None:
+            return built
+    built = run_virtualenv(stage, interpreter, options, environ)
+    write_startup_hook(stage / built.libs[-1], dest / built.libs[-1], interpreter)
+    if key is not None:
+        skeleton.store(key, stage, built)
+    return built
+
+
+def finish_pyvenv_cfg(cfg: Path, stage: str, dest: str, prompt: str) -> None:
+    """pyvenv.cfg naming the final place, with the overlay's prompt (virtualenv's key for it)."""
+    lines = cfg.read_text(encoding="utf-8").replace(stage, dest).splitlines()
+    lines = [line for line in lines if line.partition("=")[0].strip() != "prompt"] + [f"prompt = {prompt}"]
+    mode = stat.S_IMODE(cfg.stat().st_mode)
+    write_new_file(cfg, ("\n".join(lines) + "\n").encode("utf-8"), mode)
 
 
 # Compiles (source, name to record in the bytecode) pairs: the name is the module's final path, not
@@ -173,27 +209,19 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         raise OverlayError(f"{str(dest)!r} is an overlay built otherwise; pass --clear to replace it")
 
     with Staging(dest) as stage:
-        session = run_virtualenv(stage.path, interpreter, options, prompt, environ)
-        creator = session.creator
-        libs = [Path(lib) for lib in creator.libs]
-        bin_dir = Path(creator.bin_dir)
-        rel_libs = [relative_to_overlay(stage.path, lib) for lib in libs]
-        rel_bin = relative_to_overlay(stage.path, bin_dir)
-
-        write_startup_hook(libs[-1], dest / rel_libs[-1], interpreter)
-        info = session.interpreter
-        pythonpath = base_pythonpath(environ)
+        built = build_environment(stage.path, dest, interpreter, options, environ)
+        bin_dir = stage.path / built.bin_dir
         record = OverlayRecord(
             prompt=prompt,
-            bin_dir=rel_bin,
-            site_packages=rel_libs,
+            bin_dir=built.bin_dir,
+            site_packages=list(built.libs),
             system_site_packages=options.system_site_packages,
             base=Base(
                 interpreter=interpreter,
-                executable=str(info.system_executable),
-                version=".".join(str(part) for part in info.version_info[:3]),
-                implementation=info.implementation,
-                pythonpath=pythonpath,
+                executable=built.executable,
+                version=built.version,
+                implementation=built.implementation,
+                pythonpath=base_pythonpath(environ),
                 setup=setup,
                 keep_setup=options.keep_setup,
             ),
@@ -201,15 +229,14 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         )
         write_activation_scripts(activation_values(dest, record), bin_dir)
         # A copy moved with plain tools (cp -a, rsync, tar) can re-point itself with this script.
-        write_relocate_script(stage.path, dest, rel_bin)
+        write_relocate_script(stage.path, dest, built.bin_dir)
         write_record(stage.path, record)
         if options.populate is not None:
             # A complete overlay, but at the staging path: use its bin/python, not its activate.
             options.populate(stage.path, environ)
         # Last, so they also cover what populate installed: point scripts at the final place.
         move_shebangs(bin_dir, str(stage.path), str(dest))
-        cfg = stage.path / "pyvenv.cfg"
-        cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(stage.path), str(dest)), encoding="utf-8")
+        finish_pyvenv_cfg(stage.path / "pyvenv.cfg", str(stage.path), str(dest), prompt)
         try:
             stage.commit(replace=options.clear)
         except FileExistsError:

@@ -33,6 +33,14 @@ import click
     help="Let the overlay see the interpreter's own site-packages.",
 )
 @click.option(
+    "--no-cache",
+    "no_cache",
+    is_flag=True,
+    envvar="OVERLAY_VENV_NO_CACHE",
+    help="Run virtualenv even when a skeleton of its result for this interpreter is cached "
+    "(~/.cache/overlay-venv/skeletons), and keep none. Also: OVERLAY_VENV_NO_CACHE=1.",
+)
+@click.option(
     "--from",
     "lock_file",
     type=click.Path(exists=True, dir_okay=False),
@@ -55,19 +63,23 @@ def command(
     setup: str | None,
     keep_setup: bool,
     system_site_packages: bool,
+    no_cache: bool,
     lock_file: str | None,
     wheelhouse: str | None,
 ) -> None:
     """Create the overlay NAME on top of the release set up in this shell.
 
     The overlay is built beside NAME and moved into place only when complete; pip comes from
-    virtualenv's embedded wheels, so no network is needed.
+    virtualenv's embedded wheels, so no network is needed. The first create on an interpreter runs
+    virtualenv and keeps what it built in ~/.cache/overlay-venv/skeletons; later ones start from
+    that, hard-linking pip's files where the filesystem allows.
 
     \b
     Examples:
         overlay-venv create myenv
         overlay-venv create myenv --python /cvmfs/sft.cern.ch/lcg/views/LCG_105/x86_64-el9-gcc12-opt/bin/python3
         overlay-venv create myenv --clear --prompt analysis
+        overlay-venv create myenv --no-cache                                 # always run virtualenv
         overlay-venv create myenv --keep-setup \\
             --setup 'source /cvmfs/sft.cern.ch/lcg/views/LCG_105/x86_64-el9-gcc12-opt/setup.sh'
         overlay-venv create myenv --keep-setup --setup /release_setup.sh     # in an ATLAS container
@@ -106,6 +118,7 @@ def command(
             clear=clear,
             setup=setup,
             keep_setup=keep_setup,
+            cache=not no_cache,
             populate=populate,
         )
     )

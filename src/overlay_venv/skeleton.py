@@ -1,0 +1,233 @@
+"""Skeletons: what virtualenv built for an interpreter, kept so that a warm ``create`` needs neither
+virtualenv nor a fresh copy of pip.
+
+The first ``create`` on an interpreter (with given options) runs virtualenv as always. Right after,
+before anything overlay-specific is written, the staged tree is saved under
+``~/.cache/overlay-venv/skeletons/KEY``. A later ``create`` with the same key rebuilds the same tree
+from there:
+
+- files under the site-packages directories (pip, virtualenv's and our start-up modules, their
+  bytecode) are hard-linked, as uv installs from its cache; pip never writes into an installed file
+  (it removes and writes anew), nor does overlay-venv, so a link is as good as a copy and 20 times
+  cheaper. Where linking is impossible (another filesystem, AFS) they are copied;
+- everything else (``bin/``, ``pyvenv.cfg``) is copied, and the scripts and ``pyvenv.cfg`` that name
+  the directory the skeleton was built in are pointed at the new one, as ``create`` does itself
+  when it moves an overlay from its staging directory into place.
+
+The key covers everything the tree depends on: overlay-venv's and virtualenv's versions, the
+interpreter (its path, and the identity, size and time of the file behind it) and the options. A
+skeleton that is damaged (a file missing) is dropped and virtualenv runs instead. Nothing here is
+needed for correctness: with no cache, or ``--no-cache``, every create runs virtualenv.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import stat
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import __version__
+from .cachedir import cache_dir
+from .relocate import files_naming, location_pattern, move_shebangs, write_new_file
+
+FORMAT = 1
+MANIFEST = "skeleton.json"
+KEEP = 8  # skeletons kept, most recently used first: one per release a user works with, roughly
+TMP_PREFIX = ".tmp-"
+STALE_TMP_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Built:
+    """What ``create`` needs to know of a freshly built environment; paths relative to it."""
+
+    bin_dir: str
+    libs: list[str]  # platlib first, then purelib, as virtualenv lists them
+    executable: str  # the real interpreter behind the one given
+    version: str  # e.g. "3.9.18"
+    implementation: str  # e.g. "CPython"
+
+
+def skeletons_dir() -> Path | None:
+    return cache_dir("skeletons")
+
+
+def _virtualenv_version() -> bytes:
+    """The text of virtualenv's version module, read without importing virtualenv (a slow import)."""
+    spec = importlib.util.find_spec("virtualenv")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("virtualenv is not installed")
+    return Path(list(spec.submodule_search_locations)[0], "version.py").read_bytes()
+
+
+def skeleton_key(interpreter: str, system_site_packages: bool, pip: bool) -> str | None:
+    """The cache key of what virtualenv builds for these inputs; None when it cannot be known."""
+    try:
+        real = os.path.realpath(interpreter)
+        info = os.stat(real)
+        virtualenv = _virtualenv_version()
+    except (OSError, ImportError):
+        return None
+    facts = [FORMAT, __version__, virtualenv.decode("utf-8", "replace"), interpreter, real]
+    facts += [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, system_site_packages, pip]
+    return hashlib.sha256(repr(facts).encode()).hexdigest()[:32]
+
+
+def _tmp_name() -> str:
+    return f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _under(relative: str, directories: list[str]) -> bool:
+    return any(relative == d or relative.startswith(d.rstrip("/") + "/") for d in directories)
+
+
+class _Linker:
+    """Hard-links files, falling back to copies (with times kept: bytecode checks its source's
+    mtime) once the filesystem refuses a link."""
+
+    def __init__(self) -> None:
+        self.linking = True
+
+    def __call__(self, source: str, target: str) -> None:
+        if self.linking:
+            try:
+                os.link(source, target)
+                return
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                    raise
+                self.linking = False
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _copy_tree(source: Path, target: Path, entries: list[list[str]], shared: list[str]) -> None:
+    """Recreate ``entries`` (from :func:`_list_tree`) of ``source`` in ``target``, which exists.
+    Files under the ``shared`` directories are linked, others copied."""
+    link = _Linker()
+    for kind, relative, *extra in entries:
+        src, dst = os.path.join(source, relative), os.path.join(target, relative)
+        if kind == "d":
+            os.mkdir(dst)
+        elif kind == "l":
+            os.symlink(extra[0], dst)
+        elif _under(relative, shared):
+            link(src, dst)
+        else:
+            shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _list_tree(root: Path) -> list[list[str]]:
+    """Every entry under ``root``, parents before children: ["d", path], ["l", path, target] or ["f", path]."""
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in dirnames + sorted(filenames):
+            path = os.path.join(dirpath, name)
+            relative = os.path.relpath(path, root)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                entries.append(["l", relative, os.readlink(path)])
+            elif stat.S_ISDIR(mode):
+                entries.append(["d", relative])
+            elif stat.S_ISREG(mode):
+                entries.append(["f", relative])
+            else:
+                raise OSError(errno.EINVAL, "not a file, directory or symlink", path)
+    return entries
+
+
+def store(key: str, built_dir: Path, built: Built) -> None:
+    """Save the tree virtualenv just built in ``built_dir`` as the skeleton ``key``. Best effort:
+    any failure leaves the cache as it was."""
+    root = skeletons_dir()
+    if root is None or (root / key).exists():
+        return
+    naming = set(files_naming(built_dir, str(built_dir)))
+    if not naming <= {"pyvenv.cfg"} | {f for f in naming if _under(f, [built.bin_dir])}:
+        return  # a file we would not know how to point elsewhere: do not keep this one
+    tmp = root / _tmp_name()
+    try:
+        tmp.mkdir()
+        (tmp / "tree").mkdir()
+        entries = _list_tree(built_dir)
+        _copy_tree(built_dir, tmp / "tree", entries, built.libs)
+        manifest = {"format": FORMAT, "origin": str(built_dir), "built": asdict(built), "entries": entries}
+        (tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        os.rename(tmp, root / key)  # fails if a concurrent create stored the same key first: fine
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    prune(root)
+
+
+def clone(key: str, target: Path) -> Built | None:
+    """Rebuild skeleton ``key`` in the empty directory ``target``, as if virtualenv had built it
+    there. None when there is no usable skeleton; ``target`` is then empty again."""
+    root = skeletons_dir()
+    if root is None:
+        return None
+    skeleton = root / key
+    try:
+        manifest = json.loads((skeleton / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise ValueError("another format")
+        built = Built(**manifest["built"])
+        origin = manifest["origin"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError):
+        shutil.rmtree(skeleton, ignore_errors=True)
+        return None
+    try:
+        _copy_tree(skeleton / "tree", target, manifest["entries"], built.libs)
+        _point_at(target, origin, built.bin_dir)
+    except (OSError, ValueError, TypeError, KeyError):
+        # Damaged (a file removed by hand, a cache cleaner): forget it, and leave target empty.
+        shutil.rmtree(skeleton, ignore_errors=True)
+        for child in target.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        return None
+    try:
+        os.utime(skeleton / MANIFEST)  # most recently used: kept longest by prune()
+    except OSError:
+        pass
+    return built
+
+
+def _point_at(target: Path, origin: str, bin_dir: str) -> None:
+    """The copied scripts and pyvenv.cfg name ``origin``: make them name ``target``."""
+    move_shebangs(target / bin_dir, origin, str(target))
+    cfg = target / "pyvenv.cfg"
+    text, mode = cfg.read_bytes(), stat.S_IMODE(cfg.stat().st_mode)
+    write_new_file(cfg, location_pattern(origin).sub(lambda _match: os.fsencode(str(target)), text), mode)
+
+
+def prune(root: Path) -> None:
+    """Keep the KEEP most recently used skeletons, and remove leftovers of interrupted stores."""
+    used = []
+    now = time.time()
+    for child in root.iterdir():
+        try:
+            if child.name.startswith(TMP_PREFIX):
+                if now - child.stat().st_mtime > STALE_TMP_SECONDS:
+                    shutil.rmtree(child, ignore_errors=True)
+                continue
+            used.append(((child / MANIFEST).stat().st_mtime, child))
+        except OSError:
+            shutil.rmtree(child, ignore_errors=True)  # no manifest: not a skeleton (any more)
+    for _mtime, child in sorted(used, reverse=True)[KEEP:]:
+        shutil.rmtree(child, ignore_errors=True)
