@@ -93,6 +93,8 @@ def clean_env(scratch: Path) -> dict[str, str]:
         # virtualenv's app data (its interpreter cache, seed wheels) in the scratch directory too: the
         # warm-up run fills it, and a user's own ~/.cache/virtualenv is not touched.
         "VIRTUALENV_OVERRIDE_APP_DATA": str(scratch / "virtualenv-app-data"),
+        # overlay-venv's own cache (skeletons, compiled templates) likewise.
+        "XDG_CACHE_HOME": str(scratch / "cache"),
     }
     if "TMPDIR" in os.environ:
         env["TMPDIR"] = os.environ["TMPDIR"]
@@ -127,6 +129,26 @@ def tool_script(name: str = "overlay-venv") -> str:
     if not found:
         raise SystemExit(f"{name} is not installed for {sys.executable}: run `pip install -e .` first")
     return found
+
+
+def isolated_tool(scratch: Path) -> Path:
+    """overlay-venv as a user installs it (pipx, or a venv of its own): an interpreter that sees only
+    overlay-venv and its dependencies. Made here without network: a venv whose one .pth file lists
+    where this interpreter finds them, as plain paths, so other .pth files there (which may import
+    things at every start) do not run. Returns the venv's console script, written as pip writes one."""
+    import overlay_venv
+
+    tool = scratch / "tool-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tool)], check=True)
+    where = "import site; print(site.getsitepackages()[0])"
+    site = Path(subprocess.check_output([str(tool / "bin" / "python"), "-c", where], text=True).strip())
+    dirs = [str(Path(overlay_venv.__file__).resolve().parent.parent)]
+    dirs += [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    (site / "overlay_venv_tool.pth").write_text("\n".join(dict.fromkeys(dirs)) + "\n")
+    script = tool / "bin" / "overlay-venv"
+    script.write_text(f"#!{tool / 'bin' / 'python'}\nimport sys\nfrom overlay_venv._entry import main\nsys.exit(main())\n")
+    script.chmod(0o755)
+    return script
 
 
 def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
