@@ -170,3 +170,28 @@ def test_library_is_unloaded_after_each_use(shell, release39, overlay39, second_
     assert result.lines[:2] == [".", "."], result.lines
     left = [name for name in result.lines[2:] if "overlay_venv" in name.lower() or name.strip() == "deactivate"]
     assert left == []
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+@pytest.mark.parametrize(
+    "change, pythonpath_before, expected_pythonpath, expected_path_head",
+    [
+        # Only PATH changed: PYTHONPATH (unset before) comes back unset, PATH keeps the addition.
+        ("PATH=/opt/tool/bin:$PATH", None, None, "/opt/tool/bin"),
+        # Only PYTHONPATH changed, unset before: the addition alone is left, PATH is exact.
+        ("PYTHONPATH=/opt/tool/lib:$PYTHONPATH", None, "/opt/tool/lib", None),
+        # PYTHONPATH emptied on purpose while active: it stays unset, not back to the release's.
+        ("unset PYTHONPATH", "/release/lib", None, None),
+    ],
+    ids=["path-only", "pythonpath-only", "pythonpath-unset"],
+)
+def test_each_variable_is_restored_on_its_own(
+    shell, change, pythonpath_before, expected_pythonpath, expected_path_head, release39, overlay39
+):
+    sh = shell_or_skip(shell)
+    show = 'printf "[%s|%s]\\n" "${PYTHONPATH+set}:${PYTHONPATH-}" "$PATH"'
+    setup = "unset PYTHONPATH" if pythonpath_before is None else f"PYTHONPATH={pythonpath_before}; export PYTHONPATH"
+    result = sh.run([setup, show, sh.source(overlay39 / "bin" / "activate"), change, "deactivate", show], env=release39.env())
+    before, after = (line.strip("[]").split("|") for line in result.lines)
+    assert after[0] == ("set:" + expected_pythonpath if expected_pythonpath else ":")
+    assert after[1] == (f"{expected_path_head}:{before[1]}" if expected_path_head else before[1])
