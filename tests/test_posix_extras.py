@@ -195,3 +195,28 @@ def test_each_variable_is_restored_on_its_own(
     before, after = (line.strip("[]").split("|") for line in result.lines)
     assert after[0] == ("set:" + expected_pythonpath if expected_pythonpath else ":")
     assert after[1] == (f"{expected_path_head}:{before[1]}" if expected_path_head else before[1])
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_library_serves_the_deactivate_of_an_older_version(shell, release39, overlay39):
+    """A shell still holding the `deactivate` of an older overlay-venv when the overlay is rebuilt:
+    it calls the library's unwind with no argument, and its state is bare values, with the variable
+    left unset for what was unset. The library must still restore both variables."""
+    sh = shell_or_skip(shell)
+    site = next((overlay39 / "lib").glob("python3.*")) / "site-packages"
+    show = 'printf "[%s|%s]\\n" "${PYTHONPATH+set}:${PYTHONPATH-}" "$PATH"'
+    lines = [
+        "unset PYTHONPATH",
+        show,
+        # What the older activate left: PATH saved bare, PYTHONPATH's saved value unset (was unset).
+        "_OVERLAY_VENV_OLD_PATH=$PATH",
+        f"PYTHONPATH={sh.quote(str(site))}; export PYTHONPATH",
+        f"PATH={sh.quote(str(overlay39 / 'bin'))}:$PATH",
+        "_OVERLAY_VENV_NEW_PYTHONPATH=$PYTHONPATH; _OVERLAY_VENV_NEW_PATH=$PATH",
+        "PATH=/opt/rucio/bin:$PATH",  # changed while active, so the older deactivate asks the library
+        sh.source(overlay39 / "bin" / "_overlay_venv_lib.sh"),
+        "_overlay_venv_unwind",
+        show,
+    ]
+    before, after = (line.strip("[]").split("|") for line in sh.run(lines, env=release39.env()).lines)
+    assert after == [":", f"/opt/rucio/bin:{before[1]}"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -193,3 +195,85 @@ def test_a_cloned_overlay_installs_as_usual(release, tmp_path):
     overlay_venv("create", str(second), env=env)
     run([second / "bin" / "pip", "install", "-q", "--no-index", "--find-links", release.wheels, "basepkg==2.0"], env)
     assert run([second / "bin" / "python", "-c", "import basepkg; print(basepkg.__version__)"], env).strip() == "2.0"
+
+
+def create_with_umask(release, dest: Path, cache: Path, umask: int) -> None:
+    env = cache_env(release, cache)
+    result = subprocess.run(
+        [sys.executable, "-m", "overlay_venv", "create", str(dest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.umask(umask),
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_each_umask_gets_its_own_skeleton(release39, tmp_path):
+    """Linked files share their mode: an overlay made under umask 022 must not get the 0600 files of
+    one made under 077, and copies take the umask of the create that makes them."""
+    cache = tmp_path / "cache"
+    create_with_umask(release39, tmp_path / "private", cache, 0o077)
+    create_with_umask(release39, tmp_path / "shared", cache, 0o022)
+    create_with_umask(release39, tmp_path / "shared2", cache, 0o022)
+    assert len(skeletons(cache)) == 2
+    for name, mode in (("private", 0o600), ("shared", 0o644), ("shared2", 0o644)):
+        overlay = tmp_path / name
+        init = next(overlay.glob("lib/python3.*/site-packages/pip/__init__.py"))
+        assert stat.S_IMODE(init.stat().st_mode) == mode, name
+        assert stat.S_IMODE((overlay / "pyvenv.cfg").stat().st_mode) == mode, name
+    assert stat.S_IMODE((tmp_path / "shared2" / "bin" / "pip").stat().st_mode) == 0o755
+
+
+def test_a_setgid_group_directory_gets_copies_of_its_group(release39, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a directory another group")
+    cache = tmp_path / "cache"
+    env = cache_env(release39, cache)
+    overlay_venv("create", str(tmp_path / "mine"), env=env)
+    area = tmp_path / "group-area"
+    area.mkdir()
+    other_group = 65534  # nogroup
+    os.chown(area, -1, other_group)
+    area.chmod(0o2775)
+    overlay_venv("create", str(area / "shared"), env=env)
+    init = next((area / "shared").glob("lib/python3.*/site-packages/pip/__init__.py"))
+    assert init.stat().st_nlink == 1
+    assert init.stat().st_gid == other_group
+    assert "pip" in run([area / "shared" / "bin" / "pip", "--version"], env)
+
+
+def test_key_covers_the_start_up_hook(tmp_path, monkeypatch):
+    python = tmp_path / "python3"
+    shutil.copy2(shutil.which("true"), python)
+    key = skeleton.skeleton_key(str(python), True, True)
+    templates = tmp_path / "templates"
+    shutil.copytree(skeleton.templates_dir(), templates)
+    with open(templates / "_overlay_venv_hook.py.j2", "a") as hook:
+        hook.write("# changed\n")
+    monkeypatch.setattr(skeleton, "templates_dir", lambda: templates)
+    assert skeleton.skeleton_key(str(python), True, True) != key
+
+
+def test_a_skeleton_that_lost_its_manifest_is_made_anew(release39, tmp_path):
+    cache = tmp_path / "cache"
+    env = cache_env(release39, cache)
+    overlay_venv("create", str(tmp_path / "first"), env=env)
+    [kept] = skeletons(cache)
+    (kept / skeleton.MANIFEST).unlink()
+    overlay_venv("create", str(tmp_path / "second"), env=env)
+    assert (kept / skeleton.MANIFEST).is_file()
+    overlay_venv("create", str(tmp_path / "third"), env=env)
+    init = next((tmp_path / "third").glob("lib/python3.*/site-packages/pip/__init__.py"))
+    assert init.stat().st_nlink > 1
+
+
+def test_rebuild_honours_the_no_cache_environment(release39, tmp_path):
+    cache = tmp_path / "cache"
+    env, no_cache = cache_env(release39, cache), cache_env(release39, cache, OVERLAY_VENV_NO_CACHE="1")
+    overlay = str(tmp_path / "env")
+    overlay_venv("create", overlay, "--no-cache", env=env)
+    overlay_venv("install", "-q", "--overlay", overlay, "--no-index", "-f", str(release39.wheels), "basepkg==2.0", env=env)
+    overlay_venv("rebuild", overlay, "--wheelhouse", str(release39.wheels), "-q", env=no_cache)
+    assert skeletons(cache) == []
+    assert "pip" in run([tmp_path / "env" / "bin" / "pip", "--version"], release39.env())

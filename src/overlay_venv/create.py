@@ -142,10 +142,17 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, envir
     )
 
 
+def cache_disabled_by_environment() -> bool:
+    """OVERLAY_VENV_NO_CACHE set to anything but nothing, 0, false, no or off: for every command that
+    creates an overlay (create, create --from, rebuild), not only `create --no-cache`."""
+    return os.environ.get("OVERLAY_VENV_NO_CACHE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def build_environment(stage: Path, dest: Path, interpreter: str, options: CreateOptions, environ: dict[str, str]) -> Built:
     """The environment itself, in ``stage``: cloned from a skeleton when one fits, else built by
     virtualenv (and then kept as a skeleton for next time)."""
-    key = skeleton.skeleton_key(interpreter, options.system_site_packages, options.pip) if options.cache else None
+    use_cache = options.cache and not cache_disabled_by_environment()
+    key = skeleton.skeleton_key(interpreter, options.system_site_packages, options.pip) if use_cache else None
     if key is not None:
         built = skeleton.clone(key, stage)
         if built is not None:

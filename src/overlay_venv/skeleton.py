@@ -9,7 +9,10 @@ from there:
 - files under the site-packages directories (pip, virtualenv's and our start-up modules, their
   bytecode) are hard-linked, as uv installs from its cache; pip never writes into an installed file
   (it removes and writes anew), nor does overlay-venv, so a link is as good as a copy and 20 times
-  cheaper. Where linking is impossible (another filesystem, AFS) they are copied;
+  cheaper. Where linking is impossible (another filesystem, AFS), or where a new file would get
+  another group than the skeleton's (a setgid directory of a group), they are copied. A linked file
+  shares its mode with the skeleton, so the umask is part of the key; `chmod -R` on one overlay
+  reaches the others (the README says so);
 - everything else (``bin/``, ``pyvenv.cfg``) is copied, and the scripts and ``pyvenv.cfg`` that name
   the directory the skeleton was built in are pointed at the new one, as ``create`` does itself
   when it moves an overlay from its staging directory into place.
@@ -37,8 +40,10 @@ from pathlib import Path
 from . import __version__
 from .cachedir import cache_dir
 from .relocate import files_naming, location_pattern, move_shebangs, write_new_file
+from .templates import templates_dir
 
-FORMAT = 1
+FORMAT = 2
+HOOK_FILES = ("_overlay_venv_hook.py.j2", "_overlay_venv_hook.pth")
 MANIFEST = "skeleton.json"
 KEEP = 8  # skeletons kept, most recently used first: one per release a user works with, roughly
 TMP_PREFIX = ".tmp-"
@@ -68,17 +73,29 @@ def _virtualenv_version() -> bytes:
     return Path(list(spec.submodule_search_locations)[0], "version.py").read_bytes()
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def skeleton_key(interpreter: str, system_site_packages: bool, pip: bool) -> str | None:
-    """The cache key of what virtualenv builds for these inputs; None when it cannot be known."""
+    """The cache key of what virtualenv builds for these inputs; None when it cannot be known.
+    The umask is part of it: linked files keep the modes they were made with."""
+    digest = hashlib.sha256()
     try:
         real = os.path.realpath(interpreter)
         info = os.stat(real)
-        virtualenv = _virtualenv_version()
+        digest.update(_virtualenv_version())
+        # The start-up hook is part of the skeleton: a changed hook must not be cloned as the old one.
+        for name in HOOK_FILES:
+            digest.update((templates_dir() / name).read_bytes())
     except (OSError, ImportError):
         return None
-    facts = [FORMAT, __version__, virtualenv.decode("utf-8", "replace"), interpreter, real]
-    facts += [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, system_site_packages, pip]
-    return hashlib.sha256(repr(facts).encode()).hexdigest()[:32]
+    facts = [FORMAT, __version__, interpreter, real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
+    facts += [system_site_packages, pip, current_umask()]
+    digest.update(repr(facts).encode())
+    return digest.hexdigest()[:32]
 
 
 def _tmp_name() -> str:
@@ -89,12 +106,20 @@ def _under(relative: str, directories: list[str]) -> bool:
     return any(relative == d or relative.startswith(d.rstrip("/") + "/") for d in directories)
 
 
-class _Linker:
-    """Hard-links files, falling back to copies (with times kept: bytecode checks its source's
-    mtime) once the filesystem refuses a link."""
+def _copy(source: str, target: str, umask: int) -> None:
+    """A copy with the times kept (bytecode checks its source's mtime) and the mode a new file gets
+    under ``umask``, as if virtualenv had written it now."""
+    shutil.copy2(source, target, follow_symlinks=False)
+    executable = os.stat(target).st_mode & stat.S_IXUSR
+    os.chmod(target, (0o777 if executable else 0o666) & ~umask)
 
-    def __init__(self) -> None:
-        self.linking = True
+
+class _Linker:
+    """Hard-links files, falling back to copies once the filesystem refuses a link."""
+
+    def __init__(self, umask: int, linking: bool = True) -> None:
+        self.umask = umask
+        self.linking = linking
 
     def __call__(self, source: str, target: str) -> None:
         if self.linking:
@@ -107,13 +132,14 @@ class _Linker:
                 if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
                     raise
                 self.linking = False
-        shutil.copy2(source, target, follow_symlinks=False)
+        _copy(source, target, self.umask)
 
 
-def _copy_tree(source: Path, target: Path, entries: list[list[str]], shared: list[str]) -> None:
+def _copy_tree(source: Path, target: Path, entries: list[list[str]], shared: list[str], link: bool = True) -> None:
     """Recreate ``entries`` (from :func:`_list_tree`) of ``source`` in ``target``, which exists.
-    Files under the ``shared`` directories are linked, others copied."""
-    link = _Linker()
+    Files under the ``shared`` directories are linked (with ``link``), others copied."""
+    umask = current_umask()
+    linker = _Linker(umask, link)
     for kind, relative, *extra in entries:
         src, dst = os.path.join(source, relative), os.path.join(target, relative)
         if kind == "d":
@@ -121,9 +147,21 @@ def _copy_tree(source: Path, target: Path, entries: list[list[str]], shared: lis
         elif kind == "l":
             os.symlink(extra[0], dst)
         elif _under(relative, shared):
-            link(src, dst)
+            linker(src, dst)
         else:
-            shutil.copy2(src, dst, follow_symlinks=False)
+            _copy(src, dst, umask)
+
+
+def _same_group(skeleton_tree: Path, entries: list[list[str]], shared: list[str], target: Path) -> bool:
+    """Would a file made in ``target`` get the group the skeleton's shared files have? Not in a
+    setgid directory of another group (a group's shared area): a link there would keep the owner's
+    group, and the group might not read it."""
+    sample = next((e[1] for e in entries if e[0] == "f" and _under(e[1], shared)), None)
+    if sample is None:
+        return True
+    directory = os.stat(target)
+    group = directory.st_gid if directory.st_mode & stat.S_ISGID else os.getegid()
+    return os.stat(skeleton_tree / sample).st_gid == group
 
 
 def _list_tree(root: Path) -> list[list[str]]:
@@ -150,8 +188,12 @@ def store(key: str, built_dir: Path, built: Built) -> None:
     """Save the tree virtualenv just built in ``built_dir`` as the skeleton ``key``. Best effort:
     any failure leaves the cache as it was."""
     root = skeletons_dir()
-    if root is None or (root / key).exists():
+    if root is None:
         return
+    if (root / key).exists():
+        if (root / key / MANIFEST).exists():
+            return
+        shutil.rmtree(root / key, ignore_errors=True)  # half removed: make it anew
     naming = set(files_naming(built_dir, str(built_dir)))
     if not naming <= {"pyvenv.cfg"} | {f for f in naming if _under(f, [built.bin_dir])}:
         return  # a file we would not know how to point elsewhere: do not keep this one
@@ -185,12 +227,15 @@ def clone(key: str, target: Path) -> Built | None:
         built = Built(**manifest["built"])
         origin = manifest["origin"]
     except FileNotFoundError:
+        shutil.rmtree(skeleton, ignore_errors=True)  # none, or one that lost its manifest
         return None
     except (OSError, ValueError, TypeError, KeyError):
         shutil.rmtree(skeleton, ignore_errors=True)
         return None
     try:
-        _copy_tree(skeleton / "tree", target, manifest["entries"], built.libs)
+        entries = manifest["entries"]
+        link = _same_group(skeleton / "tree", entries, built.libs, target)
+        _copy_tree(skeleton / "tree", target, entries, built.libs, link)
         _point_at(target, origin, built.bin_dir)
     except (OSError, ValueError, TypeError, KeyError):
         # Damaged (a file removed by hand, a cache cleaner): forget it, and leave target empty.
@@ -205,6 +250,7 @@ def clone(key: str, target: Path) -> Built | None:
         os.utime(skeleton / MANIFEST)  # most recently used: kept longest by prune()
     except OSError:
         pass
+    prune(root)  # also clears what a killed store left
     return built
 
 

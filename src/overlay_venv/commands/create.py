@@ -36,7 +36,6 @@ import click
     "--no-cache",
     "no_cache",
     is_flag=True,
-    envvar="OVERLAY_VENV_NO_CACHE",
     help="Run virtualenv even when a skeleton of its result for this interpreter is cached "
     "(~/.cache/overlay-venv/skeletons), and keep none. Also: OVERLAY_VENV_NO_CACHE=1.",
 )
