@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CLI
+from conftest import CLI, overlay_venv
 
 from overlay_venv.atomic import parse_staging_name, remove_stale_staging, staging_name
 
@@ -58,18 +58,41 @@ def test_sigkill_at_any_point_leaves_nothing_half_made(release39, tmp_path):
         assert works(dest, env)
 
 
-def test_two_creates_at_once_end_with_one_overlay_and_a_clear_error(release39, tmp_path):
-    env = release39.env()
-    dest = tmp_path / "env"
+def run_two_creates(dest: Path, env: dict[str, str], *options: str) -> list[tuple[int, str, str]]:
     procs = [
-        subprocess.Popen([CLI, "create", str(dest)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([CLI, "create", str(dest), *options], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    outcomes = sorted((proc.wait(), *proc.communicate()) for proc in procs)
-    (ok_code, ok_out, _), (err_code, _, err) = outcomes
+    return sorted((proc.wait(), *proc.communicate()) for proc in procs)
+
+
+def test_two_creates_at_once_end_with_one_overlay_and_a_clear_error(release39, tmp_path):
+    """Both building at once (--no-cache: virtualenv each, half a second): one wins, the other says
+    so in one line and fails."""
+    env = release39.env()
+    dest = tmp_path / "env"
+    (ok_code, ok_out, _), (err_code, _, err) = run_two_creates(dest, env, "--no-cache")
     assert ok_code == 0 and "created overlay" in ok_out
     assert err_code != 0
     assert len(err.strip().splitlines()) == 1 and "another process" in err
+    assert works(dest, env)
+    assert wait_for_no_debris(tmp_path) == []
+
+
+def test_two_warm_creates_at_once_end_with_one_overlay(release39, tmp_path):
+    """From a skeleton a create takes a fifth of a second, so the second may look only after the first
+    has finished: then it finds the same overlay and has nothing to do, as any re-run. Either way one
+    of them built it, and the other said what happened in one line."""
+    env = release39.env()
+    overlay_venv("create", str(tmp_path / "warm-up"), env=env)
+    dest = tmp_path / "env"
+    outcomes = run_two_creates(dest, env)
+    built = [out for code, out, _ in outcomes if code == 0 and "created overlay" in out]
+    others = [(code, out + err) for code, out, err in outcomes if "created overlay" not in out]
+    assert len(built) == 1 and len(others) == 1
+    code, message = others[0]
+    assert len(message.strip().splitlines()) == 1
+    assert (code != 0 and "another process" in message) or (code == 0 and "nothing to do" in message)
     assert works(dest, env)
     assert wait_for_no_debris(tmp_path) == []
 
