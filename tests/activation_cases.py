@@ -57,15 +57,15 @@ class ActivationCases:
     shell_name: str
     shell_class: type[Shell]
 
-    # A classmethod: pytest deprecates class-scoped fixtures defined on the instance.
-    @pytest.fixture(scope="class")
-    @classmethod
-    def shell(cls) -> Shell:
-        shell = cls.shell_class(cls.shell_name)
+    # Function-scoped (it only looks the shell up): pytest 9 deprecates class-scoped fixtures defined
+    # on the instance, and a classmethod fixture does not work with Python 3.9's pytest.
+    @pytest.fixture
+    def shell(self) -> Shell:
+        shell = self.shell_class(self.shell_name)
         if not shell.available():
             if os.environ.get("CI"):
-                pytest.fail(f"{cls.shell_name} is not installed; .ci/run must install it")
-            pytest.skip(f"{cls.shell_name} is not installed")
+                pytest.fail(f"{self.shell_name} is not installed; .ci/run must install it")
+            pytest.skip(f"{self.shell_name} is not installed")
         return shell
 
     def script(self, shell: Shell, *lines: str) -> list[str]:
