@@ -220,3 +220,15 @@ def test_library_serves_the_deactivate_of_an_older_version(shell, release39, ove
     ]
     before, after = (line.strip("[]").split("|") for line in sh.run(lines, env=release39.env()).lines)
     assert after == [":", f"/opt/rucio/bin:{before[1]}"]
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_commands_found_before_activation_are_looked_up_again(shell, release39, overlay39):
+    """No `hash -r` in the scripts: assigning PATH must be what makes the shell forget the release's
+    python3 it had found (and remembered) before activation, and the overlay's after deactivate."""
+    sh = shell_or_skip(shell)
+    where = "python3 -c 'import sys; print(sys.prefix)'"
+    result = sh.run([where, sh.source(overlay39 / "bin" / "activate"), where, "deactivate", where], env=release39.env())
+    before, active, after = result.lines
+    assert active == str(overlay39)
+    assert before == after != str(overlay39)
