@@ -17,7 +17,7 @@ from .errors import OverlayError
 from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
 from .paths import path_problem, relative_to_overlay, remove_under
 from .release import base_pythonpath, normalize_setup, run_setup
-from .relocate import move_shebangs, write_new_file, write_relocate_script
+from .relocate import repoint, write_new_file, write_relocate_script
 from .skeleton import Built
 from .templates import render, templates_dir
 
@@ -164,9 +164,9 @@ def build_environment(stage: Path, dest: Path, interpreter: str, options: Create
     return built
 
 
-def finish_pyvenv_cfg(cfg: Path, stage: str, dest: str, prompt: str) -> None:
-    """pyvenv.cfg naming the final place, with the overlay's prompt (virtualenv's key for it)."""
-    lines = cfg.read_text(encoding="utf-8").replace(stage, dest).splitlines()
+def write_pyvenv_prompt(cfg: Path, prompt: str) -> None:
+    """The overlay's prompt in pyvenv.cfg, under virtualenv's key for it."""
+    lines = cfg.read_text(encoding="utf-8").splitlines()
     lines = [line for line in lines if line.partition("=")[0].strip() != "prompt"] + [f"prompt = {prompt}"]
     mode = stat.S_IMODE(cfg.stat().st_mode)
     write_new_file(cfg, ("\n".join(lines) + "\n").encode("utf-8"), mode)
@@ -242,8 +242,8 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
             # A complete overlay, but at the staging path: use its bin/python, not its activate.
             options.populate(stage.path, environ)
         # Last, so they also cover what populate installed: point scripts at the final place.
-        move_shebangs(bin_dir, str(stage.path), str(dest))
-        finish_pyvenv_cfg(stage.path / "pyvenv.cfg", str(stage.path), str(dest), prompt)
+        repoint(stage.path, str(stage.path), str(dest), built.bin_dir)
+        write_pyvenv_prompt(stage.path / "pyvenv.cfg", prompt)
         try:
             stage.commit(replace=options.clear)
         except FileExistsError:

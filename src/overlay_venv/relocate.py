@@ -216,19 +216,25 @@ def move_shebangs(bin_dir: Path, old: str, new: str) -> list[Path]:
     return changed
 
 
+def repoint(root: Path, old: str, new: str, bin_dir: str) -> None:
+    """Point what virtualenv wrote naming ``old`` (the scripts' shebangs in ``bin_dir``, pyvenv.cfg)
+    at ``new``, for the environment whose files are in ``root``. Every file is written anew, never
+    through a symlink or a hard link that was there."""
+    move_shebangs(root / bin_dir, old, new)
+    cfg = root / "pyvenv.cfg"
+    if cfg.is_file() and not cfg.is_symlink():
+        text = cfg.read_bytes()
+        replacement = os.fsencode(new)
+        mode = stat.S_IMODE(cfg.stat().st_mode)
+        write_new_file(cfg, location_pattern(old).sub(lambda _match: replacement, text), mode)
+
+
 def relocate_tree(root: Path, old: str, new: Path, record: OverlayRecord) -> None:
     """Make the overlay whose files are in ``root`` (a staging directory) correct at ``new``; it was
     last written for ``old``. ``root`` and ``new`` may be the same directory. Every file is written
     anew, never through a symlink or a hard link that was there."""
-    bin_dir = root / record.bin_dir
-    move_shebangs(bin_dir, old, str(new))
-    cfg = root / "pyvenv.cfg"
-    if cfg.is_file() and not cfg.is_symlink():
-        text = cfg.read_bytes()
-        replacement = os.fsencode(str(new))
-        mode = stat.S_IMODE(cfg.stat().st_mode)
-        write_new_file(cfg, location_pattern(old).sub(lambda _match: replacement, text), mode)
-    write_activation_scripts(activation_values(new, record), bin_dir)
+    repoint(root, old, str(new), record.bin_dir)
+    write_activation_scripts(activation_values(new, record), root / record.bin_dir)
     write_relocate_script(root, new, record.bin_dir)
 
 

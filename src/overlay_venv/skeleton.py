@@ -39,7 +39,7 @@ from pathlib import Path
 
 from . import __version__
 from .cachedir import cache_dir
-from .relocate import files_naming, location_pattern, move_shebangs, write_new_file
+from .relocate import files_naming, repoint
 from .templates import templates_dir
 
 FORMAT = 2
@@ -226,17 +226,16 @@ def clone(key: str, target: Path) -> Built | None:
             raise ValueError("another format")
         built = Built(**manifest["built"])
         origin = manifest["origin"]
-    except FileNotFoundError:
-        shutil.rmtree(skeleton, ignore_errors=True)  # none, or one that lost its manifest
-        return None
     except (OSError, ValueError, TypeError, KeyError):
+        # None, one that lost its manifest, or one of another format: nothing to keep.
         shutil.rmtree(skeleton, ignore_errors=True)
         return None
     try:
         entries = manifest["entries"]
         link = _same_group(skeleton / "tree", entries, built.libs, target)
         _copy_tree(skeleton / "tree", target, entries, built.libs, link)
-        _point_at(target, origin, built.bin_dir)
+        # The copied scripts and pyvenv.cfg name the directory the skeleton was built in.
+        repoint(target, origin, str(target), built.bin_dir)
     except (OSError, ValueError, TypeError, KeyError):
         # Damaged (a file removed by hand, a cache cleaner): forget it, and leave target empty.
         shutil.rmtree(skeleton, ignore_errors=True)
@@ -252,14 +251,6 @@ def clone(key: str, target: Path) -> Built | None:
         pass
     prune(root)  # also clears what a killed store left
     return built
-
-
-def _point_at(target: Path, origin: str, bin_dir: str) -> None:
-    """The copied scripts and pyvenv.cfg name ``origin``: make them name ``target``."""
-    move_shebangs(target / bin_dir, origin, str(target))
-    cfg = target / "pyvenv.cfg"
-    text, mode = cfg.read_bytes(), stat.S_IMODE(cfg.stat().st_mode)
-    write_new_file(cfg, location_pattern(origin).sub(lambda _match: os.fsencode(str(target)), text), mode)
 
 
 def prune(root: Path) -> None:
