@@ -103,30 +103,28 @@ def build_release(dest: Path, minor: str, base=make_base.DEFAULT_BASE, wheels=ma
     return Release(root=root, python=exe, site=root / "lib" / exe.name / "site-packages", wheels=dest / "wheels", minor=minor)
 
 
+def read_only_release(dest: Path, minor: str):
+    """A release made read-only for the tests that use it, then checked unwritten and unmounted."""
+    rel = build_release(dest, minor)
+    rel.mounted = make_read_only(rel.root)
+    before = fingerprint(rel.root)
+    yield rel
+    after = fingerprint(rel.root)
+    if rel.mounted:
+        subprocess.run(["umount", str(rel.root)], check=False)
+    assert after == before, "the read-only release was modified"
+
+
 @pytest.fixture(scope="session", params=BASE_PYTHONS, ids=lambda minor: f"py{minor}")
 def release(request, tmp_path_factory) -> Release:
     """A read-only release per base interpreter, never written by any test (checked at the end)."""
-    rel = build_release(tmp_path_factory.mktemp(f"release{request.param}"), request.param)
-    rel.mounted = make_read_only(rel.root)
-    before = fingerprint(rel.root)
-    yield rel
-    after = fingerprint(rel.root)
-    if rel.mounted:
-        subprocess.run(["umount", str(rel.root)], check=False)
-    assert after == before, "the read-only release was modified"
+    yield from read_only_release(tmp_path_factory.mktemp(f"release{request.param}"), request.param)
 
 
 @pytest.fixture(scope="session")
-def release39(request, tmp_path_factory) -> Release:
+def release39(tmp_path_factory) -> Release:
     """The 3.9 release alone, for tests that need one base and no parametrisation."""
-    rel = build_release(tmp_path_factory.mktemp("release-single"), "3.9")
-    rel.mounted = make_read_only(rel.root)
-    before = fingerprint(rel.root)
-    yield rel
-    after = fingerprint(rel.root)
-    if rel.mounted:
-        subprocess.run(["umount", str(rel.root)], check=False)
-    assert after == before, "the read-only release was modified"
+    yield from read_only_release(tmp_path_factory.mktemp("release-single"), "3.9")
 
 
 # The installed console script itself (not a version-manager shim), so tests can run it with any PATH.
