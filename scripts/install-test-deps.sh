@@ -21,3 +21,5 @@ for exe in bash dash zsh ksh tcsh csh fish shellcheck slurmctld slurmd sbatch; d
 done
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+bash scripts/fetch-test-wheels.sh

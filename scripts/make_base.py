@@ -33,6 +33,8 @@ from pathlib import Path
 
 DEFAULT_BASE = ("basepkg==1.0",)
 DEFAULT_WHEELS = ("basepkg==2.0",)
+# The base interpreters the tests build releases on: the oldest a real release ships, and the newest.
+TEST_BASE_MINORS = ("3.9", "3.13")
 
 
 def _record_hash(data: bytes) -> str:
@@ -178,6 +180,17 @@ def make_base(dest: Path, python: str = sys.executable, base=DEFAULT_BASE, wheel
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv == ["--print-test-pythons"]:
+        # For scripts/fetch-test-wheels.sh: the interpreters the tests build releases on, one a line.
+        for minor in TEST_BASE_MINORS:
+            python = find_python(minor)
+            if python is None:
+                print(f"make_base: no Python {minor} found", file=sys.stderr)
+                return 1
+            print(python)
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dest", type=Path, help="directory to create (must not exist)")
     parser.add_argument("--python", default=sys.executable, help="interpreter to copy (default: this one)")

@@ -31,7 +31,7 @@ SESSION_CACHE = Path(tempfile.mkdtemp(prefix="overlay-venv-test-cache-"))
 os.environ["XDG_CACHE_HOME"] = str(SESSION_CACHE)  # for what runs in-process or inherits our environment
 
 
-BASE_PYTHONS = ["3.9", "3.13"]
+BASE_PYTHONS = list(make_base.TEST_BASE_MINORS)
 
 
 def fingerprint(root: Path) -> str:
