@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .metadata import OverlayRecord
+from .paths import python_entries
 from .release import rebuild_hint
 from .templates import render
 
@@ -52,7 +53,10 @@ class Activator:
         raise NotImplementedError
 
     def context(self, values: ActivationValues) -> dict:
-        return {**values.__dict__, "version": __version__}
+        # The recorded PYTHONPATH as Python sees it (repeats dropped): a shell whose PYTHONPATH differs
+        # from the recorded one only by repeated entries (the release set up twice) has the same release.
+        entries = list(python_entries(values.base_pythonpath))
+        return {**values.__dict__, "version": __version__, "base_entries": entries}
 
     def generate(self, values: ActivationValues, bin_dir: Path) -> Path:
         target = bin_dir / self.filename
@@ -78,6 +82,9 @@ class PosixActivator(Activator):
             "prompt_for_bash": bash_prompt(values.prompt),
             "prompt_is_plain": not (_PROMPT_SPECIAL & set(values.prompt)),
             "base_bin_dir": os.path.dirname(values.base_interpreter),
+            # What bin/activate's loop builds from a PYTHONPATH: ":" and then each entry the first
+            # time it comes, followed by ":".
+            "base_seen": ":" + "".join(entry + ":" for entry in python_entries(values.base_pythonpath)),
         }
 
 

@@ -67,6 +67,26 @@ def rebase_value(current: str | None, entries: list[str]) -> str:
     return prepend_entries(entries, None if current is None else remove_entries(current, entries))
 
 
+def python_entries(value: str | None) -> tuple[str, ...]:
+    """The entries of the search list ``value`` that decide an import: each the first time it comes.
+
+    A release set up twice repeats its entries (``a:b:a:b``). Python looks in the first copy first,
+    so later copies change nothing an import can find (``site`` even removes them from ``sys.path``).
+    An empty entry is the current directory and counts like any other, once. An empty or unset
+    ``PYTHONPATH`` is no entry at all: Python ignores an empty one. Entries are compared as strings,
+    exactly: ``a/`` and ``a``, or a relative entry and its absolute form, may name the same directory,
+    but only for some working directories, so they count as different.
+    """
+    if not value:
+        return ()
+    return tuple(dict.fromkeys(value.split(SEPARATOR)))
+
+
+def same_for_python(value: str | None, other: str | None) -> bool:
+    """Whether two ``PYTHONPATH`` values give Python the same entries, in the same order."""
+    return value == other or python_entries(value) == python_entries(other)
+
+
 def path_problem(path: str | os.PathLike) -> str | None:
     """Why ``path`` cannot hold an overlay, or None. The whole absolute path matters, not just the
     name: a parent directory with a colon breaks PYTHONPATH just the same."""

@@ -108,9 +108,11 @@ def drift(overlay: Path, record, environ: dict[str, str]) -> list[str]:
     """How this shell's release differs from the one ``overlay`` was built on, in words; [] if it does not.
 
     The same comparison the activation scripts make without starting a program: the recorded
-    interpreter still exists, and PYTHONPATH less the overlay's own entries equals the recorded one.
+    interpreter still exists, and PYTHONPATH less the overlay's own entries gives Python the entries
+    the recorded one gives (``same_for_python``: the release set up twice, which repeats its entries,
+    is the same release).
     """
-    from .paths import remove_entries
+    from .paths import remove_entries, same_for_python
 
     problems = []
     if not os.path.exists(record.base.interpreter):
@@ -120,7 +122,7 @@ def drift(overlay: Path, record, environ: dict[str, str]) -> list[str]:
     current = base_pythonpath(environ)
     if current is not None:
         current = remove_entries(current, [str(overlay / rel) for rel in record.site_packages])
-    if (current or "") != (record.base.pythonpath or ""):
+    if not same_for_python(current, record.base.pythonpath):
         problems.append(f"PYTHONPATH is {current or '(unset)'!s}, built with {record.base.pythonpath or '(unset)'!s}")
     return problems
 
