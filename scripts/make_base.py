@@ -90,17 +90,67 @@ def install_wheel(wheel: Path, site_packages: Path) -> None:
     (site_packages / dist_info / "INSTALLER").write_text("make_base\n")
 
 
-def find_python(minor: str) -> str | None:
-    """An interpreter of version ``minor`` (e.g. "3.9") to build a release on: pyenv's first, then
-    PATH. Shared by the tests and the benchmarks."""
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    versions = Path(root) / "versions"
-    if versions.is_dir():
-        for candidate in sorted(versions.glob(f"{minor}.*"), reverse=True):
-            exe = candidate / "bin" / f"python{minor}"
-            if exe.exists():
-                return str(exe)
-    return shutil.which(f"python{minor}")
+# Names the interpreters the tests build releases on, as PATH does: "/opt/py39/bin/python3.9:/opt/py313/bin/python3".
+# When set, only these are used (each is asked its version), so a run tests exactly what it was given.
+TEST_PYTHONS_VAR = "OVERLAY_VENV_TEST_PYTHONS"
+
+
+def _version_key(name: str) -> tuple:
+    """Version "3.9.18" after "3.9.9": pyenv's version directories sorted as versions, not as text."""
+    return tuple(int(part) if part.isdigit() else -1 for part in name.split("."))
+
+
+def pyenv_roots(environ=os.environ) -> list[Path]:
+    """Where pyenv keeps its versions, found without relying on HOME: $PYENV_ROOT, what ``pyenv root``
+    says, and the checkout the ``pyenv`` executable or its shims on PATH live in (``pyenv root`` alone
+    would answer ``$HOME/.pyenv``, wrong under a fresh HOME)."""
+    roots = [environ["PYENV_ROOT"]] if environ.get("PYENV_ROOT") else []
+    search = environ.get("PATH", os.defpath)
+    pyenv = shutil.which("pyenv", path=search)
+    if pyenv:
+        try:
+            out = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=10, env=dict(environ))
+            roots += [out.stdout.strip()] if out.returncode == 0 and out.stdout.strip() else []
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        roots.append(str(Path(os.path.realpath(pyenv)).parent.parent))  # ROOT/libexec/pyenv
+    for entry in search.split(os.pathsep):
+        if Path(entry).name == "shims":  # ROOT/shims, ROOT/plugins/pyenv-virtualenv/shims
+            roots.append(str(Path(entry).parent))
+    return [Path(root) for root in dict.fromkeys(roots) if (Path(root) / "versions").is_dir()]
+
+
+def _minor_of(python: str) -> str | None:
+    try:
+        out = subprocess.run(
+            [python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def missing_python_hint(minor: str) -> str:
+    return f"install it with pyenv, put python{minor} on PATH, or name it in ${TEST_PYTHONS_VAR}"
+
+
+def find_python(minor: str, environ=os.environ) -> str | None:
+    """An interpreter of version ``minor`` (e.g. "3.9") to build a release on: from
+    $OVERLAY_VENV_TEST_PYTHONS if set (and then only there), else pyenv's newest ``minor.*``, else
+    ``python{minor}`` on PATH (not a pyenv shim: it is a script, and fails for a version not selected).
+    Shared by the tests and the benchmarks."""
+    listed = environ.get(TEST_PYTHONS_VAR)
+    if listed:
+        return next((exe for exe in listed.split(os.pathsep) if exe and _minor_of(exe) == minor), None)
+    for root in pyenv_roots(environ):
+        candidates = [p for p in (root / "versions").glob(f"{minor}.*") if (p / "bin" / f"python{minor}").exists()]
+        if candidates:
+            return str(max(candidates, key=lambda p: _version_key(p.name)) / "bin" / f"python{minor}")
+    for entry in environ.get("PATH", os.defpath).split(os.pathsep):
+        exe = Path(entry or ".") / f"python{minor}"
+        if Path(entry).name != "shims" and os.access(exe, os.X_OK) and exe.is_file():
+            return str(exe)
+    return None
 
 
 def copy_interpreter(python: str, prefix: Path) -> Path:
@@ -187,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         for minor in TEST_BASE_MINORS:
             python = find_python(minor)
             if python is None:
-                print(f"make_base: no Python {minor} found", file=sys.stderr)
+                print(f"make_base: no Python {minor} found ({missing_python_hint(minor)})", file=sys.stderr)
                 return 1
             print(python)
         return 0

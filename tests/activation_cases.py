@@ -4,11 +4,11 @@ the release set up the way a login shell would have it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from capabilities import require_shell
 from conftest import ODD_NAME
 from shells import Shell
 
@@ -61,12 +61,7 @@ class ActivationCases:
     # on the instance, and a classmethod fixture does not work with Python 3.9's pytest.
     @pytest.fixture
     def shell(self) -> Shell:
-        shell = self.shell_class(self.shell_name)
-        if not shell.available():
-            if os.environ.get("CI"):
-                pytest.fail(f"{self.shell_name} is not installed; .ci/run must install it")
-            pytest.skip(f"{self.shell_name} is not installed")
-        return shell
+        return require_shell(self.shell_class(self.shell_name))
 
     def script(self, shell: Shell, *lines: str) -> list[str]:
         prefix = [shell.strict()] if shell.strict() else []

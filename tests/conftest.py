@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import make_base  # noqa: E402
+from capabilities import pytest_unconfigure, require_python  # noqa: E402,F401  (the hook lists what was missing)
 
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 # overlay-venv's cache (skeletons, compiled templates) for this test session only: the tests neither
@@ -95,9 +96,7 @@ def clean_env() -> dict[str, str]:
 
 
 def build_release(dest: Path, minor: str, base=make_base.DEFAULT_BASE, wheels=make_base.DEFAULT_WHEELS) -> Release:
-    python = make_base.find_python(minor)
-    if python is None:
-        pytest.skip(f"no Python {minor} on this machine")
+    python = require_python(minor)
     root = make_base.make_base(dest, python, base, wheels)
     exe = next((root / "python" / "bin").glob("python3.*"))
     return Release(root=root, python=exe, site=root / "lib" / exe.name / "site-packages", wheels=dest / "wheels", minor=minor)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from capabilities import require_shell, require_shellcheck
 from conftest import ODD_NAME, clean_env, make_overlay, overlay_venv
 from shells import PROBE, PosixShell
 
@@ -179,9 +180,7 @@ def test_run_refuses_what_is_not_an_overlay(release39, tmp_path):
 @pytest.mark.parametrize("shell", ["sh", "dash"])
 def test_run_from_a_strict_job_shell(shell, release39, overlay39, tmp_path):
     """A job script under `set -eu`: run succeeds, and a failing command stops the script."""
-    sh = PosixShell(shell)
-    if not sh.available():
-        pytest.skip(f"{shell} is not installed")
+    sh = require_shell(PosixShell(shell))
     ov = shlex.quote(str(overlay39))
     lines = [
         "set -eu",
@@ -238,8 +237,7 @@ def wrap(overlay: Path, out: Path, *command: str, options: tuple[str, ...] = (),
 
 
 def test_wrapped_job_passes_shellcheck(release39, overlay39, kept, odd_overlay, tmp_path):
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed")
+    require_shellcheck()
     awkward = ["python3", "-c", "import sys; print(sys.argv)", "$(touch pwned)", "it's", '"q"', "`x`", "a\nb", "!"]
     jobs = [
         (overlay39, ("--setup", str(release39.root / "setup.sh"))),

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from capabilities import require_uv
 from conftest import build_release, make_base, make_overlay, make_read_only, overlay_venv
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -376,8 +377,7 @@ def test_a_missing_uv_says_how_to_get_it(monkeypatch):
 # --------------------------------------------------------------------------------------------------
 # The command on a real read-only release
 
-UV = uv_backend.find_uv()
-BACKENDS = ["pip", pytest.param("uv", marks=pytest.mark.skipif(UV is None, reason="uv is not installed"))]
+BACKENDS = ["pip", "uv"]
 
 
 @pytest.fixture(scope="module")
@@ -454,6 +454,8 @@ def outcomes(release, tmp_path_factory):
     cache: dict = {}
 
     def run(scenario: str, backend: str):
+        if backend == "uv":
+            require_uv()
         if (scenario, backend) not in cache:
             overlay = make_overlay(release, tmp_path_factory.mktemp(f"{scenario}-{backend}") / "env", install=())
             before = overlay_state(overlay)
@@ -516,7 +518,6 @@ def test_a_named_base_package_may_be_shadowed(release, outcomes, backend):
     assert "corelib  1.43.0  shadows 1.20.0 base" in result.stdout
 
 
-@pytest.mark.skipif(UV is None, reason="uv is not installed")
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_uv_ends_with_the_same_overlay_as_pip(release, outcomes, scenario):
     pip_overlay, pip_result, _ = outcomes(scenario, "pip")

@@ -16,6 +16,7 @@ needs it), so pip picks tool 1.0. Rebuilt on B, the hold is B's 1.21 and tool be
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from capabilities import require_capability
 from conftest import build_release, make_base, make_read_only, overlay_venv
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -148,9 +150,12 @@ def test_text_is_diff_friendly_and_valid_pep_751():
     # One value a line: a changed version or hash is a one-line diff.
     assert '    "beta",\n' in text and 'version = "2.0"\n' in text
     assert text.index('name = "alpha"') < text.index('name = "beta"')
-    pylock = pytest.importorskip("packaging.pylock")  # packaging >= 25: an independent PEP 751 validator
+    try:
+        from packaging import pylock  # packaging >= 25: an independent PEP 751 validator
+    except ImportError:
+        require_capability("packaging>=25", "packaging.pylock validates the lock as PEP 751 text")
     # tomllib is standard from 3.11; before, the tomli dependency reads TOML (as overlay-venv does).
-    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    tomllib = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
     parsed = pylock.Pylock.from_dict(tomllib.loads(text))
     assert [p.name for p in parsed.packages] == ["alpha", "beta"]
     assert parsed.packages[0].wheels[0].hashes == {"sha256": SHA}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import make_base
 import pytest
-import shells
+from capabilities import require_shell
 from conftest import ODD_NAME, clean_env, make_overlay, overlay_venv
-from shells import PosixShell
+from shells import CshShell, FishShell, PosixShell
 
 from overlay_venv.pack import human_size
 
@@ -23,25 +23,9 @@ STAGING = ".overlay-venv-tmp-"
 TOOL_OUTPUT = "tooly sees basepkg 2.0"
 
 
-def available_shells() -> list:
-    """Every shell activation is written for; csh/fish drivers only if tests/shells.py has them."""
-    found = [pytest.param(PosixShell(name), id=name) for name in ("bash", "dash", "zsh", "ksh")]
-    csh, fish = getattr(shells, "CshShell", None), getattr(shells, "FishShell", None)
-    for name in ("tcsh", "csh"):
-        found.append(
-            pytest.param(csh(name), id=name)
-            if csh
-            else pytest.param(None, id=name, marks=pytest.mark.skip(reason="tests/shells.py has no CshShell yet"))
-        )
-    found.append(
-        pytest.param(fish("fish"), id="fish")
-        if fish
-        else pytest.param(None, id="fish", marks=pytest.mark.skip(reason="tests/shells.py has no FishShell yet"))
-    )
-    return found
-
-
-SHELLS = available_shells()
+# Every shell activation is written for.
+SHELLS = [pytest.param(PosixShell(name), id=name) for name in ("bash", "dash", "zsh", "ksh")]
+SHELLS += [pytest.param(CshShell(name), id=name) for name in ("tcsh", "csh")] + [pytest.param(FishShell("fish"), id="fish")]
 
 
 def install_tool(release, overlay: Path, wheels: Path) -> None:
@@ -95,8 +79,7 @@ def assert_works_at(dest: Path, release, record_before: str) -> None:
 
 
 def assert_activates(sh, dest: Path, release, tmp_path: Path) -> None:
-    if sh is None or not sh.available():
-        pytest.skip(f"{getattr(sh, 'name', 'shell')} is not installed")
+    require_shell(sh)
     lines = [sh.source(dest / "bin" / sh.activate_script), sh.probe("on"), "tooly", "deactivate", sh.probe("off")]
     result = sh.run(lines, env=release.env(), cwd=tmp_path)
     on = result["on"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
+from capabilities import require_shell
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shells import PosixShell
 
 from overlay_venv.paths import (
     activate_value,
@@ -110,8 +111,7 @@ def decode(field: str):
 
 @pytest.mark.parametrize("shell", ["dash", "bash", "zsh", "ksh"])
 def test_shells_agree_with_the_model(shell, overlay39):
-    if shutil.which(shell) is None:
-        pytest.skip(f"{shell} is not installed")
+    require_shell(PosixShell(shell))
     own_entries = [str(next((overlay39 / "lib").glob("python3.*")) / "site-packages")]
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -3,10 +3,10 @@ and living next to plain venvs."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
+from capabilities import require_shell, require_shellcheck
 from conftest import ODD_NAME
 from shells import LIBRARY_FUNCTIONS, PosixShell
 
@@ -15,8 +15,7 @@ POSIX_SHELLS = ["dash", "bash", "zsh", "ksh"]
 
 @pytest.mark.parametrize("dialect", ["sh", "bash", "ksh"])
 def test_shellcheck_passes(overlay39, odd_overlay, dialect):
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed")
+    require_shellcheck()
     for overlay in (overlay39, odd_overlay):
         for script in ("activate", "_overlay_venv_lib.sh"):
             result = subprocess.run(["shellcheck", "-s", dialect, str(overlay / "bin" / script)], capture_output=True, text=True)
@@ -39,8 +38,7 @@ def test_bash_prompt_shows_the_name_and_runs_nothing(release39, odd_overlay, tmp
 
 
 def test_zsh_prompt_uses_psvar_even_with_prompt_subst(release39, odd_overlay, tmp_path):
-    if shutil.which("zsh") is None:
-        pytest.skip("zsh is not installed")
+    require_shell(PosixShell("zsh"))
     script = [
         "setopt PROMPT_SUBST",
         "PS1='%# '",
@@ -82,9 +80,7 @@ def test_overlay_over_a_plain_venv(shell, release39, overlay39, tmp_path):
     """Our activate calls the active venv's own `deactivate nondestructive` first, then takes over.
     (The other way round cannot work: venv's script defines its `deactivate` before calling it, so it
     never calls ours; the README says to deactivate an overlay before activating a plain venv.)"""
-    sh = PosixShell(shell)
-    if not sh.available():
-        pytest.skip(f"{shell} is not installed")
+    sh = require_shell(PosixShell(shell))
     venv = tmp_path / "plain"
     subprocess.run([str(release39.python), "-m", "venv", "--without-pip", str(venv)], check=True)
     result = sh.run(
@@ -108,10 +104,7 @@ def test_overlay_over_a_plain_venv(shell, release39, overlay39, tmp_path):
 
 
 def shell_or_skip(name: str) -> PosixShell:
-    sh = PosixShell(name)
-    if not sh.available():
-        pytest.skip(f"{name} is not installed")
-    return sh
+    return require_shell(PosixShell(name))
 
 
 @pytest.mark.parametrize("shell", POSIX_SHELLS)

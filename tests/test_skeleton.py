@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from capabilities import require_capability
 from conftest import overlay_venv
 
 from overlay_venv import skeleton
@@ -122,7 +123,7 @@ def test_a_damaged_skeleton_is_dropped_and_virtualenv_runs(release39, tmp_path):
 def test_a_cache_on_another_filesystem_gives_copies(release39, tmp_path):
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("no second filesystem at /dev/shm")
+        require_capability("a second filesystem at /dev/shm", "where hard links are impossible the skeleton's files are copied")
     cache = shm / f"overlay-venv-test-{os.getpid()}"
     try:
         env = cache_env(release39, cache)
@@ -227,7 +228,7 @@ def test_each_umask_gets_its_own_skeleton(release39, tmp_path):
 
 def test_a_setgid_group_directory_gets_copies_of_its_group(release39, tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("needs root to give a directory another group")
+        require_capability("root", "to give a directory another group, as a group's shared area has")
     cache = tmp_path / "cache"
     env = cache_env(release39, cache)
     overlay_venv("create", str(tmp_path / "mine"), env=env)

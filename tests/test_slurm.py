@@ -1,7 +1,8 @@
 """Wrapped jobs under a real scheduler: Slurm on localhost (scripts/slurm-localhost.sh).
 
-Marked `slurm`; skipped with the reason when the Slurm daemons are not installed or we are not root
-(the throw-away cluster runs them as root without munge). Run only these with `pytest -m slurm`.
+Marked `slurm`; when the Slurm daemons are not installed or we are not root (the throw-away cluster
+runs them as root without munge) the tests fail under CI=true and skip otherwise, naming the reason.
+Run only these with `pytest -m slurm`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from capabilities import require_capability
 from conftest import ROOT, clean_env, overlay_venv
 from shells import PROBE
 
@@ -48,7 +50,7 @@ def slurm(tmp_path_factory) -> dict[str, str]:
     """slurmctld and slurmd on localhost for this session; the environment to submit from."""
     reason = why_no_slurm()
     if reason:
-        pytest.skip(reason)
+        require_capability("slurm", reason)
     state = tmp_path_factory.mktemp("slurm")
     env = clean_env()
     env["PATH"] = env["PATH"] + ":/usr/sbin:/sbin"
