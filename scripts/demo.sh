@@ -12,12 +12,19 @@ cd "$work"
 show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; eval "$*"; }
 version='python3 -c "import basepkg, sys; print(\"basepkg\", basepkg.__version__, \"from\", basepkg.__file__)"'
 
-# Call the installed console script itself: a version-manager shim (pyenv) would put its own Python
+# The overlay-venv the README's quick start installed into the checkout's .venv, else the one on PATH.
+# Called by its own path, not through PATH: a version-manager shim (pyenv) would put its own Python
 # first on PATH and hide the release's python3 from overlay-venv.
-ov=$(command -v overlay-venv) || { echo "demo: overlay-venv is not installed; run: pip install ." >&2; exit 1; }
-case $ov in
-    */shims/*) ov=$(pyenv which overlay-venv) ;;
-esac
+ov=$here/../.venv/bin/overlay-venv
+if [ ! -x "$ov" ]; then
+    ov=$(command -v overlay-venv) || {
+        echo "demo: overlay-venv is not installed; run: python3 -m venv .venv && .venv/bin/pip install ." >&2
+        exit 1
+    }
+    case $ov in
+        */shims/*) ov=$(pyenv which overlay-venv) ;;
+    esac
+fi
 overlay-venv() { "$ov" "$@"; }
 
 python3 "$here/make_base.py" "$work/demo" >/dev/null

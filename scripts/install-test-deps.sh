@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the test suite needs on a Debian machine: the shells it drives, shellcheck, and the
-# package itself with its test extras. Used by .ci/run and by the README's quick start.
+# Install what the test suite needs on a Debian machine: the shells it drives, shellcheck, Slurm, and
+# the package itself with its test extras in the checkout's virtual environment .venv, which the
+# README's test command then runs: `.venv/bin/python -m pytest`. Used by .ci/run and the quick start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,10 @@ for exe in bash dash zsh ksh tcsh csh fish shellcheck slurmctld slurmd sbatch; d
     command -v "$exe" >/dev/null || { echo "install-test-deps: $exe is still missing" >&2; exit 1; }
 done
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# A virtual environment, not python3 itself: a distribution's python3 refuses pip installs (PEP 668,
+# "externally-managed-environment"), and a venv works the same on pyenv or LCG Pythons. The README's
+# first command made .venv already; made here if not (Debian needs python3-venv for that).
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 bash scripts/fetch-test-wheels.sh
