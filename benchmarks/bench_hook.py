@@ -3,7 +3,7 @@
 release's PYTHONPATH entries when the overlay's interpreter runs without activation.
 
 ``NAME/bin/python -c pass`` runs with the release's PYTHONPATH set and the overlay not activated, for:
-the overlay as created; a copy of it (in a scratch directory) with ``_overlay_venv_hook.pth`` removed;
+the overlay as created; a copy of it (in a scratch directory) with ``~overlay_venv_hook.pth`` removed;
 and the release's bare interpreter. Runs are interleaved round by round; medians are reported, and the
 overhead also as the median of per-round paired differences. ``-X importtime`` shows the hook module's
 own import line. Target: the hook costs at most 3 ms.
@@ -23,7 +23,7 @@ import _common
 from _common import Scratch, build_release, median, table, timed
 
 TARGET_MS = 3.0
-HOOK_PTH = "_overlay_venv_hook.pth"
+HOOK_PTH = "~overlay_venv_hook.pth"
 
 
 def importtime_lines(python: str, env: dict[str, str], runs: int) -> tuple[list[str], list[int], list[int]]:

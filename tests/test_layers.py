@@ -62,13 +62,15 @@ ENV39 = {"python_version": "3.9", "python_full_version": "3.9.18", "sys_platform
 
 COPY = {
     "type": "object",
-    "required": ["version", "layer", "label", "path"],
+    "required": ["version", "layer", "label", "path", "editable", "source"],
     "additionalProperties": False,
     "properties": {
         "version": {"type": "string"},
         "layer": {"enum": ["overlay", "base", "interpreter", "user", "other"]},
         "label": {"type": "string"},
         "path": {"type": "string"},
+        "editable": {"type": "boolean"},
+        "source": {"oneOf": [{"type": "null"}, {"type": "string"}]},
     },
 }
 NAMED_COPY = {**COPY, "required": ["name", *COPY["required"]], "properties": {"name": {"type": "string"}, **COPY["properties"]}}
@@ -218,7 +220,7 @@ def conforms(value, schema, where="$") -> list[str]:
 def test_the_validator_rejects_what_it_should():
     """The schema tests below mean something only if `conforms` can fail."""
     assert conforms({"format": 1}, LIST_SCHEMA)  # required keys missing
-    good = {"version": "1", "layer": "base", "label": "base", "path": "/p"}
+    good = {"version": "1", "layer": "base", "label": "base", "path": "/p", "editable": False, "source": None}
     assert conforms(good, COPY) == []
     assert conforms({**good, "layer": "elsewhere"}, COPY)
     assert conforms({**good, "extra": 1}, COPY)
@@ -696,7 +698,15 @@ def test_check_json(layered, broken, healthy):
     assert problem["distribution"]["name"] == "clientlib" and problem["distribution"]["layer"] == "base"
     assert problem["found"]["version"] == "1.43" and problem["found"]["layer"] == "overlay"
     assert problem["shadowed"] == [
-        {"version": "1.20", "layer": "base", "label": "base", "path": str(layered.site), "satisfies": True}
+        {
+            "version": "1.20",
+            "layer": "base",
+            "label": "base",
+            "path": str(layered.site),
+            "editable": False,
+            "source": None,
+            "satisfies": True,
+        }
     ]
     good = json.loads(overlay_venv("check", str(healthy), "--json", "--imports", env=layered.env()).stdout)
     assert conforms(good, CHECK_SCHEMA) == []

@@ -22,7 +22,10 @@ from .skeleton import Built
 from .templates import render, templates_dir
 
 HOOK_MODULE = "_overlay_venv_hook.py"
-HOOK_PTH = "_overlay_venv_hook.pth"
+HOOK_PTH_TEMPLATE = "_overlay_venv_hook.pth"
+# Written under a name that sorts after every other .pth file in site-packages (``site`` processes
+# them in sorted order): the hook must see what editable installs' .pth files added to sys.path.
+HOOK_PTH = "~overlay_venv_hook.pth"
 
 
 @dataclass
@@ -184,7 +187,7 @@ _PRECOMPILE = (
 def write_startup_hook(site_packages: Path, final_site_packages: Path, interpreter: str) -> None:
     hook = site_packages / HOOK_MODULE
     hook.write_text(render(HOOK_MODULE + ".j2", repr, version=__version__), encoding="utf-8")
-    shutil.copyfile(templates_dir() / HOOK_PTH, site_packages / HOOK_PTH)
+    shutil.copyfile(templates_dir() / HOOK_PTH_TEMPLATE, site_packages / HOOK_PTH)
     # Compiled now, by the base interpreter: where bytecode is never written at run time
     # (PYTHONDONTWRITEBYTECODE, an overlay on a read-only or shared filesystem) every start would
     # otherwise compile the start-up modules again, ~2.5 ms for the hook alone. virtualenv's own

@@ -547,8 +547,9 @@ def relayer(before: Any, pth_files: Mapping[str, list[str]]) -> Optional[list[An
     None when that cannot be trusted: the install added or removed a ``.pth`` file (an editable
     install does), which can change sys.path itself; the caller then loads the layering afresh.
     ``pth_files`` is what :func:`pth_files_of` said before the install."""
-    from .layers import OVERLAY, Copy, canonical_name, resolve, scan_entry
+    from .layers import OVERLAY, copy_of, resolve, scan_entry
 
+    inside = os.path.join(os.path.realpath(before.overlay), "")
     copies = []
     old_copies = [copy for dist in before.distributions for copy in (dist.effective, *dist.shadowed)]
     for layer in before.layers:
@@ -557,10 +558,7 @@ def relayer(before: Any, pth_files: Mapping[str, list[str]]) -> Optional[list[An
             continue
         if _pth_files(layer.path) != list(pth_files.get(layer.path, ())):
             return None
-        for item in scan_entry(layer.path):
-            copies.append(
-                Copy(canonical_name(item.display_name), item.display_name, item.version, layer, item.location, item.requires)
-            )
+        copies += [copy_of(item, layer, inside) for item in scan_entry(layer.path)]
     return resolve(copies)
 
 

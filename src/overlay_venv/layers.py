@@ -77,6 +77,11 @@ class Copy:
     layer: Layer
     location: str  # the .dist-info / .egg-info path
     requires: tuple[str, ...] = ()  # Requires-Dist, unparsed
+    source: Optional[str] = None  # an editable install's source directory; None for a plain install
+
+    @property
+    def editable(self) -> bool:
+        return self.source is not None
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ class Probe:
     base_prefixes: list[str]
     user_site: Optional[str]
     marker_environment: dict[str, str]
+    own_entries: list[str] = field(default_factory=list)  # what the overlay's start-up hook counted as its own
 
 
 @dataclass
@@ -202,6 +208,7 @@ def classify_entries(
     pythonpath_entries: Iterable[str],
     base_prefixes: Iterable[str],
     user_site: Optional[str],
+    own_entries: Iterable[str] = (),
 ) -> list[Layer]:
     """The layer of each ``sys.path`` entry, without labels.
 
@@ -209,8 +216,11 @@ def classify_entries(
     directories win over PYTHONPATH entries (an activated shell has them on PYTHONPATH), PYTHONPATH
     entries over the interpreter's prefix (an LCG view's interpreter lives in the very prefix whose
     site-packages is on PYTHONPATH, and its setup script is what makes it a layer of the release).
+    ``own_entries`` are directories outside the overlay that its ``.pth`` files put on sys.path (an
+    editable checkout): they belong to the overlay too.
     """
     overlays = [os.path.join(os.path.normpath(d), "") for d in overlay_dirs]
+    own = {os.path.normpath(entry) for entry in own_entries}
     positions: dict[str, int] = {}
     for position, entry in enumerate(pythonpath_entries, 1):
         positions.setdefault(os.path.normpath(entry), position)
@@ -219,7 +229,7 @@ def classify_entries(
     layers = []
     for entry in sys_path:
         norm = os.path.join(os.path.normpath(entry), "")
-        if any(norm.startswith(d) for d in overlays):
+        if any(norm.startswith(d) for d in overlays) or os.path.normpath(entry) in own:
             layers.append(Layer(OVERLAY, entry))
         elif os.path.normpath(entry) in positions:
             layers.append(Layer(BASE, entry, positions[os.path.normpath(entry)]))
@@ -481,7 +491,14 @@ def modules_from_files(paths: Iterable[str]) -> list[str]:
 
 
 def copy_json(copy: Copy) -> dict[str, Any]:
-    return {"version": copy.version, "layer": copy.layer.kind, "label": copy.layer.name, "path": copy.layer.path}
+    return {
+        "version": copy.version,
+        "layer": copy.layer.kind,
+        "label": copy.layer.name,
+        "path": copy.layer.path,
+        "editable": copy.editable,
+        "source": copy.source,
+    }
 
 
 def distribution_json(dist: Distribution) -> dict[str, Any]:
@@ -575,8 +592,9 @@ env = {
     "python_version": ".".join(platform.python_version_tuple()[:2]),
     "sys_platform": sys.platform,
 }
+hook = sys.modules.get("_overlay_venv_hook")
 print(json.dumps({"path": path, "prefix": sys.prefix, "base_prefixes": sorted({sys.base_prefix, sys.base_exec_prefix}),
-                  "user_site": user, "env": env}))
+                  "user_site": user, "env": env, "own": list(getattr(hook, "OWN_ENTRIES", None) or [])}))
 """
 
 PROBE_TIMEOUT = 120  # seconds; a cold CVMFS cache can make the first start of an interpreter slow
@@ -643,7 +661,7 @@ def finish_probe(process: subprocess.Popen) -> Probe:
         last = (err.strip().splitlines() or [f"exit status {process.returncode}"])[-1]
         raise OverlayError(f"the overlay's interpreter {python} failed to start: {last}")
     data = json.loads(out.strip().splitlines()[-1])
-    return Probe(data["path"], data["prefix"], data["base_prefixes"], data["user_site"], data["env"])
+    return Probe(data["path"], data["prefix"], data["base_prefixes"], data["user_site"], data["env"], data.get("own", []))
 
 
 def probe(python: str, environ: Mapping[str, str]) -> Probe:
@@ -768,6 +786,60 @@ def top_level_modules(copy: Copy) -> list[str]:
 # Putting it together
 
 
+def editable_source(location: str, layer: Layer, inside: str) -> Optional[str]:
+    """The source directory of an editable install in the overlay, None for anything else.
+
+    pip records editables in the dist-info's ``direct_url.json`` (PEP 610); an ``.egg-info`` in a
+    directory that the overlay's ``.pth`` files added, outside the overlay, is a ``setup.py develop``
+    (``.egg-link``) checkout: that directory is its source.
+    """
+    if layer.kind != OVERLAY:
+        return None
+    if location.endswith(".dist-info"):
+        try:
+            with open(os.path.join(location, "direct_url.json"), encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        url = data.get("url") if isinstance(data, dict) else None
+        dir_info = data.get("dir_info") if isinstance(data, dict) else None
+        if not (isinstance(dir_info, dict) and dir_info.get("editable") is True and isinstance(url, str)):
+            return None
+        if url.startswith("file://"):
+            from urllib.parse import unquote, urlsplit
+
+            return unquote(urlsplit(url).path)
+        return url
+    if location.endswith(".egg-info") and not os.path.join(os.path.realpath(layer.path), "").startswith(inside):
+        return layer.path
+    return None
+
+
+def without_build_leftovers(copies: list[Copy]) -> list[Copy]:
+    """Copies less the metadata a build backend leaves in an editable's source tree (setuptools writes
+    ``NAME.egg-info`` beside the code of a src/ layout): on sys.path through the editable's own
+    ``.pth``, it is that same install, not a second copy shadowed by the first."""
+    sources = {
+        (copy.name, os.path.join(os.path.realpath(copy.source), ""))
+        for copy in copies
+        if copy.source and copy.location.endswith(".dist-info")
+    }
+
+    def leftover(copy: Copy) -> bool:
+        if not copy.location.endswith(".egg-info"):
+            return False
+        where = os.path.realpath(copy.location)
+        return any(name == copy.name and where.startswith(source) for name, source in sources)
+
+    return [copy for copy in copies if not leftover(copy)] if sources else copies
+
+
+def copy_of(item: Found, layer: Layer, inside: str) -> Copy:
+    """A scanned metadata directory as a copy in ``layer``; ``inside`` is the overlay's real path + "/"."""
+    source = editable_source(item.location, layer, inside)
+    return Copy(canonical_name(item.display_name), item.display_name, item.version, layer, item.location, item.requires, source)
+
+
 def overlay_python(overlay: Path, bin_dir: str) -> str:
     return str(overlay / bin_dir / "python")
 
@@ -813,13 +885,14 @@ def load_layering(overlay: Path, environ: Optional[Mapping[str, str]] = None, *,
         overlay_dirs |= {info.prefix, real(info.prefix)}
     raw_entries = [item for item in (pythonpath or "").split(SEPARATOR) if item]
     user_site = info.user_site
-    by_name = classify_entries(info.sys_path, overlay_dirs, raw_entries, base_prefixes, user_site)
+    by_name = classify_entries(info.sys_path, overlay_dirs, raw_entries, base_prefixes, user_site, info.own_entries)
     by_real = classify_entries(
         [real(entry) for entry in info.sys_path],
         overlay_dirs,
         [real(entry) for entry in raw_entries],
         base_prefixes,
         real(user_site) if user_site else None,
+        [real(entry) for entry in info.own_entries],
     )
     layers = [
         named if named.kind != OTHER else Layer(found.kind, named.path, found.index) for named, found in zip(by_name, by_real)
@@ -834,12 +907,10 @@ def load_layering(overlay: Path, environ: Optional[Mapping[str, str]] = None, *,
         found = scans[directory] if directory in scans else scan_entry(layer.path)
         scanned.append((layer, found))
     labelled = label_layers([layer for layer, _ in scanned], [layer.path for layer, items in scanned if items])
-    copies = []
-    for layer, (_, items) in zip(labelled, scanned):
-        for item in items:
-            copies.append(
-                Copy(canonical_name(item.display_name), item.display_name, item.version, layer, item.location, item.requires)
-            )
+    inside = os.path.join(real(overlay), "")
+    copies = without_build_leftovers(
+        [copy_of(item, layer, inside) for layer, (_, items) in zip(labelled, scanned) for item in items]
+    )
     return Layering(
         overlay=overlay,
         python=python,

@@ -57,8 +57,10 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
     colour = colour_enabled()
     cells, styles = [], []
     for dist in rows:
-        hidden = ", ".join(f"{copy.version} {copy.layer.name}" for copy in dist.shadowed)
-        cells.append([dist.display_name, dist.version, dist.layer.name] + ([f"shadows {hidden}"] if hidden else []))
+        notes = [f"editable from {dist.effective.source}"] if dist.effective.editable else []
+        if dist.shadowed:
+            notes.append("shadows " + ", ".join(f"{copy.version} {copy.layer.name}" for copy in dist.shadowed))
+        cells.append([dist.display_name, dist.version, dist.layer.name] + (["; ".join(notes)] if notes else []))
         styles.append([None, None, LAYER_STYLE.get(dist.layer.kind), "yellow"])
     for line in align(cells, styles, colour):
         click.echo(line, color=colour)
