@@ -87,11 +87,16 @@ def job_setup(record: OverlayRecord, setup: str | None) -> str:
     return ""
 
 
-def render_job(overlay: Path, command: list[str], setup: str | None = None) -> tuple[str, list[str]]:
-    """The job script text, and notes for the user."""
+def render_job(overlay: Path, command: list[str], setup: str | None = None, ship: dict | None = None) -> tuple[str, list[str]]:
+    """The job script text, and notes for the user. ``ship``: the values of ship.ship_values, for a
+    job that unpacks the overlay itself."""
     record = read_record(overlay)
     activation_script(overlay, record)
     own_setup = job_setup(record, setup)
+    if ship and setup is None and record.base.setup:
+        # A shipped job runs even a kept setup itself, before the release's interpreter unpacks the
+        # overlay; activation then finds the release set up and skips it.
+        own_setup = record.base.setup
     notes = []
     if not own_setup and not record.base.keep_setup:
         notes.append(
@@ -109,11 +114,12 @@ def render_job(overlay: Path, command: list[str], setup: str | None = None) -> t
         setup=own_setup,
         base_pythonpath=record.base.pythonpath or "",
         keep_setup=record.base.keep_setup,
+        **(ship or {"ship": False, "embedded": False}),
     )
     return text, notes
 
 
-def write_job(text: str, output: Path, force: bool) -> None:
+def write_job(text: str, output: Path, force: bool, mode: int = 0o755) -> None:
     """Write the job script executable (HTCondor runs its `executable` directly), whole or not at all."""
     output = Path(os.path.abspath(output))
     if not output.parent.is_dir():
@@ -123,7 +129,7 @@ def write_job(text: str, output: Path, force: bool) -> None:
     temporary = temporary_beside(output)
     try:
         temporary.write_text(text, encoding="utf-8")
-        temporary.chmod(0o755)
+        temporary.chmod(mode)
         publish_file(temporary, output, force)
     finally:
         if temporary.exists():
