@@ -4,13 +4,14 @@ the release set up the way a login shell would have it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 from capabilities import require_shell
-from conftest import ODD_NAME
-from shells import Shell
+from conftest import ODD_NAME, overlay_venv
+from shells import LIBRARY_SOURCED, Shell, watch_library
 
 # PYTHONPATH values the release may leave: unset, empty, a trailing colon (an empty entry Python reads
 # as the current directory), spaces, non-ASCII.
@@ -235,6 +236,61 @@ class ActivationCases:
         assert exported(result["after"]) == exported(result["before"])
         assert list(tmp_path.iterdir()) == []  # no `pwned` file: nothing in the name ran
         assert not (odd_overlay.parent / "pwned").exists()
+
+    # --- a release set up twice (drift is judged on what Python sees) ------------------------------
+
+    @pytest.fixture
+    def two_entry_overlay(self, release39, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+        """An overlay on a release whose setup puts two entries on PYTHONPATH (a: its site-packages,
+        b: a second directory), its library watched; made once for every shell."""
+        if not _TWO_ENTRY:
+            extra = tmp_path_factory.mktemp("second-entry")
+            dest = tmp_path_factory.mktemp("ov-two") / "twoenv"
+            overlay_venv("create", str(dest), "--no-pip", env=release39.env(PYTHONPATH=f"{release39.site}:{extra}"))
+            watch_library(dest)
+            _TWO_ENTRY.update(overlay=dest, entries={"a": str(release39.site), "b": str(extra), "c": "/opt/other/lib"})
+        return _TWO_ENTRY["overlay"], _TWO_ENTRY["entries"]
+
+    def drift_round_trip(self, shell, overlay: Path, entries: dict[str, str], shape: str, env: dict, cwd: Path):
+        """Activate and deactivate with PYTHONPATH as ``shape`` says ("a:b:a:b"; "" for an empty entry);
+        `overlay-venv info` asked in the same environment."""
+        value = ":".join(entries.get(name, name) for name in shape.split(":"))
+        result = self.round_trip(shell, overlay, env, cwd, (shell.set("PYTHONPATH", value),))
+        info = json.loads(overlay_venv("info", str(overlay), "--json", env={**env, "PYTHONPATH": value}).stdout)
+        assert result["before"]["PYTHONPATH"] == value
+        assert result["active"]["PYTHONPATH"] == f"{site_packages(overlay)}:{value}"
+        assert result["after"]["PYTHONPATH"] == value  # byte for byte, the repeats included
+        assert exported(result["after"]) == exported(result["before"])
+        return result, info
+
+    @pytest.mark.parametrize("shape", ["a:b:a:b", "a:a:b", "a:b:b:a", "a:b:a"])
+    def test_release_set_up_twice_is_the_same_release(self, shell, release39, two_entry_overlay, tmp_path, shape):
+        """Repeated entries change nothing Python finds: no warning, the fast path (the library is
+        never sourced), and `info` says it matches."""
+        overlay, entries = two_entry_overlay
+        result, info = self.drift_round_trip(shell, overlay, entries, shape, release39.env(), tmp_path)
+        assert result.stderr == "", result.stderr
+        assert info["matches_this_shell"] is True and info["differences"] == []
+        # What Python sees is what it sees with the release set up once.
+        once = self.round_trip(shell, overlay, release39.env(), tmp_path, (shell.set("PYTHONPATH", f"{entries['a']}:{entries['b']}"),))
+        assert result["before"]["sys_path"] == once["before"]["sys_path"]
+        assert result["active"]["sys_path"] == once["active"]["sys_path"]
+
+    @pytest.mark.parametrize("shape", ["a:b:c", "a:b:", "a:b:a:b:", ":a:b", "b:a", "a:b:a:c"])
+    def test_other_entries_still_warn(self, shell, release39, two_entry_overlay, tmp_path, shape):
+        """An entry more, another order, or an empty entry (the current directory) is another release:
+        one warning line, from the library, and `info` agrees."""
+        overlay, entries = two_entry_overlay
+        result, info = self.drift_round_trip(shell, overlay, entries, shape, release39.env(), tmp_path)
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("overlay-venv: warning:")]
+        assert len(warnings) == 1 and warnings[0].startswith("overlay-venv: warning: PYTHONPATH is "), result.stderr
+        if shell.family == "posix":
+            assert result.stderr.count(LIBRARY_SOURCED) == 1
+        assert info["matches_this_shell"] is False and "PYTHONPATH" in info["differences"][0]
+
+
+# The overlay of two_entry_overlay, made by the first shell's test that asks for it.
+_TWO_ENTRY: dict = {}
 
 
 def exported(state: dict) -> dict:

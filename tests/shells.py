@@ -111,6 +111,20 @@ LIBRARY_FUNCTIONS = (
 )
 
 
+# What a watched overlay's library prints to stderr each time it is sourced (see watch_library).
+LIBRARY_SOURCED = "overlay-venv-test: bin/_overlay_venv_lib.sh sourced"
+
+
+def watch_library(overlay: Path) -> None:
+    """Make ``overlay``'s bin/_overlay_venv_lib.sh say on stderr each time it is sourced, then do
+    its work as before: a test can then tell the slow path from the fast one. Only for overlays a
+    test made for itself."""
+    library = overlay / "bin" / "_overlay_venv_lib.sh"
+    real = library.with_name("_overlay_venv_lib.watched.sh")
+    library.rename(real)
+    library.write_text(f"printf '%s\\n' {shlex.quote(LIBRARY_SOURCED)} >&2\n. {shlex.quote(str(real))}\n", encoding="utf-8")
+
+
 class PosixShell(Shell):
     family = "posix"
 
