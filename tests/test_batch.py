@@ -107,6 +107,10 @@ def test_run_leaves_no_process_between_caller_and_command(release39, overlay39, 
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         text=True,
+        # An ignored SIGINT is inherited through fork and exec: where pytest itself runs with SIGINT
+        # ignored (`(trap "" INT; pytest)`, a nohup'd or backgrounded job), the command would never
+        # see it. Start overlay-venv as an interactive caller would: SIGINT at its default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert int(proc.stdout.readline()) == proc.pid

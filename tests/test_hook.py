@@ -78,9 +78,22 @@ def test_order_chosen_while_active_is_respected(release, hooked, tmp_path):
 
 
 def test_isolated_mode_is_untouched(release, hooked):
-    assert run([str(hooked / "bin" / "python"), "-I", "-c", SHOW], release.env()) == "2.0"
-    out = run([str(hooked / "bin" / "python"), "-E", "-c", "import sys; print(sys.flags.ignore_environment)"], release.env())
-    assert out == "1"
+    """Under -E/-I Python ignores PYTHONPATH, and so must the hook. Here PYTHONPATH also names the
+    standard library's directory, an entry sys.path has under -E too: read from PYTHONPATH, it would
+    make the hook move the overlay's site-packages ahead of the standard library, as it does without
+    -E; ignored, site's own order stays: the standard library first."""
+    python = str(hooked / "bin" / "python")
+    stdlib = run([python, "-I", "-c", "import os; print(os.path.dirname(os.__file__))"], release.env())
+    env = release.env(PYTHONPATH=f"{stdlib}:{release.site}")
+
+    def overlay_before_stdlib(*flags: str) -> bool:
+        sys_path = json.loads(run([python, *flags, "-c", "import json, sys; print(json.dumps(sys.path))"], env))
+        own = next(i for i, p in enumerate(sys_path) if p.startswith(str(hooked)))
+        return own < sys_path.index(stdlib)
+
+    assert overlay_before_stdlib()  # the hook at work
+    assert not overlay_before_stdlib("-E") and not overlay_before_stdlib("-I")
+    assert run([python, "-E", "-c", "import sys; print(sys.flags.ignore_environment)"], env) == "1"
 
 
 def test_hook_is_self_contained(hooked):

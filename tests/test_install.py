@@ -575,12 +575,49 @@ def test_help_has_examples():
         assert option in result.stdout
 
 
-def test_recorded_requests_hold_no_credentials(tmp_path):
-    """A URL with user:token (typed, or from ${VAR}s pip expands) must not reach overlay-venv.json."""
-    from overlay_venv.install import merge_requests
-    from overlay_venv.sources import redact_url
+def test_recorded_requests_hold_no_credentials(release, tmp_path):
+    """A URL with user:token, typed or from a ${VAR} pip expands in a requirements file, is used for
+    the install but never reaches overlay-venv.json. The wheels come from a server on localhost that
+    notes the credentials pip sent, so the test knows they were really in play."""
+    import base64
+    import http.server
+    import threading
 
-    entry = "tool @ https://bot:hunter2@index.example/tool-1.0-py3-none-any.whl"
-    merged = merge_requests([], [redact_url(entry)])
-    assert merged == ["tool @ https://index.example/tool-1.0-py3-none-any.whl"]
-    assert "hunter2" not in " ".join(merged)
+    served = tmp_path / "served"
+    for name in ("typedcred", "filecred"):
+        make_base.build_wheel(served, name, "1.0")
+    seen: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization", ""))
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"filecred @ http://bot:${{OV_TEST_TOKEN}}@{host}/filecred-1.0-py3-none-any.whl\n")
+    overlay = make_overlay(release, tmp_path / "env", install=())
+    try:
+        typed = f"typedcred @ http://bot:hunter2@{host}/typedcred-1.0-py3-none-any.whl"
+        env = job_env(release, OV_TEST_TOKEN="s3cr3t")
+        overlay_venv("install", "--overlay", str(overlay), "--quiet", typed, "-r", str(requirements), env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    sent = {base64.b64decode(value.split()[1]).decode() for value in seen if value.startswith("Basic ")}
+    assert sent == {"bot:hunter2", "bot:s3cr3t"}
+    assert {"typedcred", "filecred"} <= set(listing(release, overlay))
+    text = (overlay / "overlay-venv.json").read_text()
+    assert "hunter2" not in text and "s3cr3t" not in text and "bot:" not in text
+    assert json.loads(text)["requests"] == [
+        f"typedcred @ http://{host}/typedcred-1.0-py3-none-any.whl",
+        f"filecred @ http://{host}/filecred-1.0-py3-none-any.whl",
+    ]
