@@ -272,7 +272,8 @@ class ActivationCases:
         assert result.stderr == "", result.stderr
         assert info["matches_this_shell"] is True and info["differences"] == []
         # What Python sees is what it sees with the release set up once.
-        once = self.round_trip(shell, overlay, release39.env(), tmp_path, (shell.set("PYTHONPATH", f"{entries['a']}:{entries['b']}"),))
+        set_up_once = shell.set("PYTHONPATH", f"{entries['a']}:{entries['b']}")
+        once = self.round_trip(shell, overlay, release39.env(), tmp_path, (set_up_once,))
         assert result["before"]["sys_path"] == once["before"]["sys_path"]
         assert result["active"]["sys_path"] == once["active"]["sys_path"]
 
