@@ -335,6 +335,35 @@ def test_unpack_refuses_a_non_empty_destination(small, tmp_path):
     assert (empty / "bin" / "activate").is_file()
 
 
+def test_unpack_creates_missing_parent_directories_with_the_overlay(small, small_archive, tmp_path):
+    """The missing parents are made in the staging directory and appear with the overlay's one
+    rename; an unpack that fails leaves none of them behind."""
+    dest = tmp_path / "scratch" / "job 1" / "env"
+    result = overlay_venv("unpack", str(small_archive), str(dest), env=clean_env())
+    assert f"into {dest}" in result.stdout
+    assert os.listdir(tmp_path) == ["scratch"] and os.listdir(tmp_path / "scratch") == ["job 1"]
+    prefix = subprocess.run([str(dest / "bin" / "python"), "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True)
+    assert prefix.stdout == f"{dest}\n", prefix.stderr
+    assert json.loads(overlay_venv("info", str(dest), "--json", env=clean_env()).stdout)["overlay"] == str(dest)
+
+    # Fails after extraction (no relocate script): nothing, no parent included, is left.
+    record = (small / "overlay-venv.json").read_bytes()
+    foreign = _archive(tmp_path / "scratch" / "foreign.tar.gz", {"overlay-venv.json": record, "bin/activate": b""})
+    failed = overlay_venv(
+        "unpack", str(foreign), str(tmp_path / "scratch" / "new" / "deeper" / "env"), env=clean_env(), check=False
+    )
+    assert failed.returncode == 1 and "the place it was packed from is unknown" in failed.stderr
+    assert sorted(os.listdir(tmp_path / "scratch")) == ["foreign.tar.gz", "job 1"]
+
+
+def test_unpack_refuses_a_file_among_the_parents(small_archive, tmp_path):
+    (tmp_path / "plain").write_text("a file\n")
+    result = overlay_venv("unpack", str(small_archive), str(tmp_path / "plain" / "sub" / "env"), env=clean_env(), check=False)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "is not a directory" in lines[0], result.stderr
+    assert os.listdir(tmp_path) == ["plain"]
+
+
 def _archive(path: Path, files: dict[str, bytes]) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         for name, data in files.items():

@@ -241,26 +241,36 @@ def _real_directory(root: Path, rel: str) -> bool:
     return True
 
 
-def check_unpack_destination(dest: Path) -> None:
+def check_unpack_destination(dest: Path) -> Path:
+    """Refuse what cannot become the overlay at ``dest`` (absolute); return the directory the final
+    rename creates: ``dest`` itself, or its outermost missing parent, so that the missing parents
+    appear together with the overlay, or not at all."""
     problem = path_problem(dest)
     if problem:
         raise OverlayError(f"cannot unpack an overlay there: {problem}")
-    if not dest.parent.is_dir():
-        raise OverlayError(f"parent directory {str(dest.parent)!r} does not exist (create it first)")
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise OverlayError(f"{str(dest)!r} exists and is not a directory")
     if dest.is_dir() and any(dest.iterdir()):
         raise OverlayError(f"{str(dest)!r} exists and is not empty; unpack into a new directory")
+    top = dest
+    while not os.path.lexists(top.parent):
+        top = top.parent
+    if not top.parent.is_dir():
+        raise OverlayError(f"cannot unpack an overlay there: {str(top.parent)!r} is not a directory")
+    if not os.access(top.parent, os.W_OK | os.X_OK):
+        raise OverlayError(f"cannot unpack an overlay there: cannot write in {str(top.parent)!r}")
+    return top
 
 
 def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
     """Unpack ``archive`` (made by :func:`pack_overlay`) into ``dest`` and point it there.
 
     Built in a staging directory beside ``dest`` and renamed into place when complete, like
-    ``create``: an unpack that fails or is killed leaves nothing under ``dest``.
+    ``create``: an unpack that fails or is killed leaves nothing under ``dest``. Missing parents of
+    ``dest`` are made inside the staging directory and appear with that one rename too.
     """
     dest = Path(os.path.abspath(dest))
-    check_unpack_destination(dest)
+    top = check_unpack_destination(dest)
     try:
         tar = tarfile.open(archive, "r:*")
     except (OSError, tarfile.TarError) as exc:
@@ -274,12 +284,14 @@ def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
         problems = _archive_problems(members, bin_dir)
         if problems:
             raise OverlayError(f"refusing to unpack {str(archive)!r}: " + "; ".join(problems))
-        with Staging(dest) as stage:
-            _extract(tar, members, stage.path, archive)
-            record = read_record(stage.path)
-            if not _real_directory(stage.path, record.bin_dir):
+        with Staging(top) as stage:
+            tree = stage.path / dest.relative_to(top)  # the overlay: stage.path itself unless parents were missing
+            tree.mkdir(parents=True, exist_ok=True)
+            _extract(tar, members, tree, archive)
+            record = read_record(tree)
+            if not _real_directory(tree, record.bin_dir):
                 raise OverlayError(f"refusing to unpack {str(archive)!r}: {record.bin_dir!r} in it is not a directory")
-            script = stage.path / record.bin_dir / RELOCATE_SCRIPT
+            script = tree / record.bin_dir / RELOCATE_SCRIPT
             source = None
             if script.is_file() and not script.is_symlink():
                 source = read_location(script.read_text(encoding="utf-8", errors="replace"))
@@ -289,13 +301,12 @@ def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
                     "from is unknown; make the archive with overlay-venv pack"
                 )
             try:
-                relocate_tree(stage.path, source, dest, record)
+                relocate_tree(tree, source, dest, record)
             except OSError as exc:
                 raise OverlayError(f"cannot point the overlay unpacked from {str(archive)!r} at {dest}: {exc}") from None
-            relocate_tree(stage.path, source, dest, record)
             notes = []
             if source != str(dest):
-                left = files_naming(stage.path, source)
+                left = files_naming(tree, source)
                 if left:
                     shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
                     notes.append(f"warning: these files still name the old place {source}: {shown}")

@@ -13,7 +13,8 @@ def command(archive: Path, dest: Path) -> None:
     """Unpack an archive made by `overlay-venv pack` into DEST and point the overlay there.
 
     Every activation script and console-script shebang is written again for DEST, which may be any
-    path without a colon or a newline. The overlay is unpacked beside DEST and moved into place when
+    path without a colon or a newline; missing parent directories are created. The overlay is unpacked
+    beside DEST (or beside its outermost missing parent) and moved into place, parents and all, when
     complete. The release must be at the same path as where the overlay was packed.
 
     \b
