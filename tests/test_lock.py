@@ -117,6 +117,7 @@ def locks(draw) -> Lock:
         environments=tuple(draw(st.lists(texts, max_size=2))),
         requires_python=draw(st.one_of(st.none(), texts)),
         created_by=draw(texts),
+        allow_shadow=tuple(draw(st.lists(texts, max_size=2))),
     )
 
 
@@ -135,7 +136,16 @@ def test_order_of_packages_does_not_change_the_text(lock, rnd):
     shuffled = list(lock.packages)
     rnd.shuffle(shuffled)
     assert render_lock(
-        Lock(tuple(shuffled), lock.base, lock.requests, lock.sources, lock.environments, lock.requires_python, lock.created_by)
+        Lock(
+            tuple(shuffled),
+            lock.base,
+            lock.requests,
+            lock.sources,
+            lock.environments,
+            lock.requires_python,
+            lock.created_by,
+            lock.allow_shadow,
+        )
     ) == render_lock(lock)
 
 

@@ -90,6 +90,7 @@ class Lock:
     environments: tuple[str, ...] = ()
     requires_python: Optional[str] = None
     created_by: str = TOOL
+    allow_shadow: tuple[str, ...] = ()  # what `install --allow-shadow` released, re-applied by rebuild
 
     def by_name(self) -> dict[str, LockedPackage]:
         return {package.name: package for package in self.packages}
@@ -198,7 +199,7 @@ def render_lock(lock: Lock) -> str:
         }
     )
     out += ["", f"[tool.{TOOL}]"]
-    out += _lines({"format": FORMAT, "requests": list(lock.requests)})
+    out += _lines({"format": FORMAT, "requests": list(lock.requests), "allow-shadow": list(lock.allow_shadow) or None})
     sources = lock.sources
     out += ["", f"[tool.{TOOL}.sources]"]
     out += _lines(
@@ -400,6 +401,7 @@ def _lock_from(data: dict) -> Lock:
         base=base,
         requests=_strings(tool, "requests", f"tool.{TOOL}."),
         sources=sources,
+        allow_shadow=_strings(tool, "allow-shadow", f"tool.{TOOL}."),
         environments=_strings(data, "environments", ""),
         requires_python=_get(data, "requires-python", str, ""),
         created_by=_get(data, "created-by", str, "", "") or "",

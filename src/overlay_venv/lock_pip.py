@@ -253,6 +253,7 @@ def make_lock(
     requests: Sequence[str],
     wheelhouse: Optional[Path] = None,
     environ: Optional[Mapping[str, str]] = None,
+    allow_shadow: Sequence[str] = (),
 ) -> Lock:
     """Lock the overlay's own distributions (see the module docstring for how artifacts are found)."""
     from .layers import load_layering
@@ -328,6 +329,7 @@ def make_lock(
         base=base_info(layering, target),
         requests=tuple(requests),
         sources=sources,
+        allow_shadow=tuple(allow_shadow),
         environments=(environment_marker(marker),),
         requires_python=f"=={minor_of(target.python_version)}.*",
         created_by=f"overlay-venv {__version__}",
@@ -592,14 +594,16 @@ def _what_changed(overlay: Path, before: Mapping[str, str]) -> str:
     return f"{overlay} was changed before the failure: {', '.join(words)}"
 
 
-def remember_requests(overlay: Path, requests: Sequence[str]) -> None:
-    """Record the lock's top-level requests as the overlay's own (what a later lock or rebuild uses)."""
+def remember_requests(overlay: Path, requests: Sequence[str], allow_shadow: Sequence[str] = ()) -> None:
+    """Record top-level requests, and the base distributions they may shadow, as the overlay's own
+    (what a later lock or rebuild uses)."""
     from .metadata import read_record, write_record
 
     if requests:
         record = read_record(overlay)
-        if record.requests != list(requests):
+        if record.requests != list(requests) or record.allow_shadow != list(allow_shadow):
             record.requests = list(requests)
+            record.allow_shadow = list(allow_shadow)
             write_record(overlay, record)
 
 
@@ -608,15 +612,18 @@ def populate_from_lock(lock: Lock, lock_file: str, wheelhouse: Optional[Path], d
 
     def populate(stage: Path, environ: dict[str, str]) -> None:
         install_lock(stage, lock, lock_file, environ, wheelhouse, warn=warn, final=dest)
-        remember_requests(stage, lock.requests)
+        remember_requests(stage, lock.requests, lock.allow_shadow)
 
     return populate
 
 
-def populate_from_requests(requests: Sequence[str], sources: Sources, quiet: bool, overlay: Path):
+def populate_from_requests(
+    requests: Sequence[str], sources: Sources, quiet: bool, overlay: Path, allow_shadow: Sequence[str] = ()
+):
     """The ``populate`` callback of ``rebuild``: ``overlay-venv install``'s guarded install of the
-    requests (base distributions others depend on held at the new base's versions), in the staging
-    overlay. A failure raises, and create_overlay then leaves the old overlay as it was."""
+    requests (base distributions others depend on held at the new base's versions, but those in
+    ``allow_shadow``), in the staging overlay. A failure raises, and create_overlay then leaves the
+    old overlay as it was."""
 
     def populate(stage: Path, environ: dict[str, str]) -> None:
         from .backends import PIP, IndexOptions, Job, get_backend
@@ -627,7 +634,9 @@ def populate_from_requests(requests: Sequence[str], sources: Sources, quiet: boo
         editables = [item[3:] for item in requests if item.startswith("-e ")]
         wanted = read_requests(packages, (), editables, (), environ)
         layering = load_layering(stage, environ, requirements=True)
-        holds = derive_holds(layering.distributions, layering.marker_environment, named=wanted.names | wanted.constrained)
+        holds = derive_holds(
+            layering.distributions, layering.marker_environment, named=wanted.names | wanted.constrained, allowed=allow_shadow
+        )
         index = IndexOptions(sources.index_url, sources.extra_index_urls, sources.find_links, sources.no_index)
         with tempfile.TemporaryDirectory(prefix="overlay-venv-rebuild-") as tmp:
             constraints = Path(tmp) / "base-holds.txt"
@@ -637,9 +646,11 @@ def populate_from_requests(requests: Sequence[str], sources: Sources, quiet: boo
         if not outcome.ok:
             conflict = parse_conflict(outcome.output)
             lines = explain_conflict(conflict, holds, wanted, "overlay-venv rebuild") if conflict else None
-            detail = " ".join(lines) if lines else pip_failure(outcome.held_back or outcome.output)
+            if lines:
+                raise OverlayError(f"the requests do not install on this base; {overlay} is unchanged", details=lines)
+            detail = pip_failure(outcome.held_back or outcome.output)
             raise OverlayError(f"the requests do not install on this base: {detail}; {overlay} is unchanged")
-        remember_requests(stage, requests)
+        remember_requests(stage, requests, allow_shadow)
 
     return populate
 

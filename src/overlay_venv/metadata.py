@@ -28,6 +28,9 @@ class Base:
     pythonpath: str | None  # PYTHONPATH at creation, without any active environment's entries
     setup: str | None = None  # the release setup command, if given with --setup
     keep_setup: bool = False  # activation runs `setup` first
+    # LD_LIBRARY_PATH and PATH at creation (None: unset), for a Jupyter kernel to restore when no
+    # setup is known (see kernel.py). None for the whole field in records written before it existed.
+    environment: dict | None = None
 
 
 @dataclass
@@ -43,6 +46,9 @@ class OverlayRecord:
     # What `overlay-venv install` was asked for, newest request per project last (see install.py), so
     # that a later lock or rebuild can resolve again from intent. Absent from older files: [].
     requests: list[str] = field(default_factory=list)
+    # Base distributions `install --allow-shadow` let the overlay replace (canonical names, sorted):
+    # part of the intent, so rebuild and create --from hold the base as the requests were installed.
+    allow_shadow: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

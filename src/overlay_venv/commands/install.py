@@ -136,11 +136,8 @@ def _failed(outcome, holds, requests, overlay, record, snapshot, tool: str) -> N
 
     conflict = parse_conflict(outcome.output)
     lines = explain_conflict(conflict, holds, requests) if conflict else None
-    if lines:
-        for line in lines:
-            click.echo(line, err=True)
-    elif outcome.held_back:
-        click.echo(outcome.held_back.rstrip("\n"), err=True)
+    if not lines and outcome.held_back:
+        lines = outcome.held_back.rstrip("\n").splitlines()
     unchanged = overlay_snapshot(overlay, record.site_packages) == snapshot
     state = (
         "nothing was installed; the overlay is unchanged"
@@ -148,12 +145,12 @@ def _failed(outcome, holds, requests, overlay, record, snapshot, tool: str) -> N
         else "the overlay was changed part-way (see overlay-venv list)"
     )
     who = "uv" if tool == "uv" and outcome.stage == "install" else "pip"
-    raise OverlayError(f"{who} failed (exit status {outcome.returncode}): {state}")
+    raise OverlayError(f"{who} failed (exit status {outcome.returncode}): {state}", details=lines or ())
 
 
 def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before, warnings, quiet: bool) -> None:
     from ..install import merge_requests, overlay_changes, problem_key, relayer
-    from ..layers import align, check_requirements, colour_enabled, load_layering
+    from ..layers import align, canonical_name, check_requirements, colour_enabled, load_layering
     from ..metadata import read_record, write_record
     from ..sources import redact_url
 
@@ -171,8 +168,11 @@ def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before
     # Credentials from ${VAR}s or typed in a URL stay out of the record (and so out of locks), as
     # pip keeps them out of direct_url.json.
     merged = merge_requests(record.requests, [redact_url(entry) for entry in requests.record])
-    if merged != record.requests:
+    # What --allow-shadow released is part of the intent: rebuild must release it again.
+    allowed = sorted({*record.allow_shadow, *(canonical_name(name) for name in allow_shadow)})
+    if merged != record.requests or allowed != record.allow_shadow:
         record.requests = merged
+        record.allow_shadow = allowed
         write_record(overlay, record)
 
     colour = colour_enabled()

@@ -66,7 +66,13 @@ def command(
     sources = Sources(
         index_url, tuple(extra_index_urls), tuple(os.path.abspath(f) if "://" not in f else f for f in find_links), no_index
     )
-    lock = make_lock(overlay, sources, record.requests, Path(os.path.abspath(wheelhouse)) if wheelhouse else None)
+    lock = make_lock(
+        overlay,
+        sources,
+        record.requests,
+        Path(os.path.abspath(wheelhouse)) if wheelhouse else None,
+        allow_shadow=record.allow_shadow,
+    )
     text = render_lock(lock)
     if output == "-":
         click.echo(text, nl=False)

@@ -20,6 +20,12 @@ import click
 @click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL", help="Another index to use (repeatable).")
 @click.option("-f", "--find-links", multiple=True, metavar="PATH|URL", help="A directory or page of distributions (repeatable).")
 @click.option("--no-index", is_flag=True, help="Use no index, only --find-links locations.")
+@click.option(
+    "--allow-shadow",
+    multiple=True,
+    metavar="NAME",
+    help="As for install: let the overlay get its own NAME (repeatable). Those recorded by install are always applied.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output from pip.")
 def command(
     name: str,
@@ -30,6 +36,7 @@ def command(
     extra_index_urls: tuple[str, ...],
     find_links: tuple[str, ...],
     no_index: bool,
+    allow_shadow: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Recreate the overlay NAME on the current base from its top-level requests.
@@ -37,7 +44,8 @@ def command(
     After the release changed (a new LCG view, another AnalysisBase), the pins of a lock may no longer
     fit. rebuild builds a new overlay on the release set up in this shell (or by the recorded --setup)
     and installs the requests recorded by `overlay-venv install` (or those of --lock FILE) as install
-    does: base packages that others depend on are held at the new base's versions. The new overlay
+    does: base packages that others depend on are held at the new base's versions (except those
+    `install --allow-shadow` released, which are recorded with the requests). The new overlay
     replaces the old one only when complete; if anything fails, the old one is left as it was. Then it
     prints what changed. A NAME that does not exist yet is created from --lock FILE's requests.
 
@@ -46,6 +54,7 @@ def command(
         overlay-venv rebuild myenv
         overlay-venv rebuild myenv --lock pylock.toml
         overlay-venv rebuild myenv --lock pylock.toml --wheelhouse /shared/wheelhouse
+        overlay-venv rebuild myenv --allow-shadow corelib
         overlay-venv rebuild myenv --no-index -f ./wheels && overlay-venv lock myenv -o pylock.toml
     """
     import os
@@ -53,7 +62,7 @@ def command(
 
     from ..create import CreateOptions, create_overlay
     from ..errors import OverlayError
-    from ..layers import align, load_layering
+    from ..layers import align, canonical_name, load_layering
     from ..lock import base_changes, parse_lock, version_changes
     from ..lock_pip import base_distributions, overlay_versions, populate_from_requests
     from ..metadata import is_overlay, read_record
@@ -68,6 +77,8 @@ def command(
             f"{overlay} is not an overlay made by overlay-venv; to create it from a lock's requests, pass --lock FILE"
         )
     requests = list(lock.requests if lock is not None else record.requests)  # type: ignore[union-attr]
+    recorded_allowed = lock.allow_shadow if lock is not None else record.allow_shadow  # type: ignore[union-attr]
+    allowed = sorted({*recorded_allowed, *(canonical_name(item) for item in allow_shadow)})
     if not requests:
         where = lock_file if lock is not None else f"{overlay}/overlay-venv.json"
         raise OverlayError(
@@ -96,7 +107,7 @@ def command(
         dest=overlay,
         python=python,
         clear=exists,
-        populate=populate_from_requests(requests, sources, quiet, overlay),
+        populate=populate_from_requests(requests, sources, quiet, overlay, allowed),
     )
     if record is not None:
         options.prompt = record.prompt

@@ -44,7 +44,7 @@ def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool) ->
     lines += [f"  remove  {name_} {version}" for name_, version in plan.remove]
     if plan.empty:
         if not dry_run:
-            remember_requests(overlay, lock.requests)
+            remember_requests(overlay, lock.requests, lock.allow_shadow)
         click.echo(f"{overlay} already matches {lock_file}")
         return
     if dry_run:
@@ -62,6 +62,6 @@ def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool) ->
         remove=[item[0] for item in plan.remove],
         warn=lambda text: click.echo(f"overlay-venv: warning: {text}", err=True),
     )
-    remember_requests(overlay, lock.requests)
+    remember_requests(overlay, lock.requests, lock.allow_shadow)
     click.echo(f"synced {overlay} to {lock_file}:")
     click.echo("\n".join(lines))
