@@ -229,3 +229,13 @@ def test_activated_in_every_shell(developed, release, shell):
     assert result["active"]["basepkg"] == VERSION
     assert result["after"]["basepkg"] == "1.0"
     assert result["after"]["PYTHONPATH"] == result["before"]["PYTHONPATH"]
+
+
+@pytest.mark.parametrize("developed", ["setuptools-finder"], indirect=True)  # the mode made with overlay-venv install -e
+def test_install_e_is_recorded_and_lock_refuses_it_clearly(developed, release, tmp_path):
+    overlay, code, _ = developed
+    assert json.loads((overlay / "overlay-venv.json").read_text())["requests"] == [f"-e {code}"]
+    result = overlay_venv("lock", str(overlay), "-o", str(tmp_path / "pylock.toml"), env=release.env(), check=False)
+    assert result.returncode == 1 and not (tmp_path / "pylock.toml").exists()
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("overlay-venv: error: basepkg 9.9.9 was installed from an editable project") and "build a wheel" in line
