@@ -10,18 +10,15 @@ unpacks, the others wait for it and then find the entry made. The kernel drops t
 is killed, and what it left (CACHE/.KEY.tmp-*) is removed by the next job that holds the lock. An
 entry appears only complete: the pack is checked against SHA256, unpacked with tar into a temporary
 directory, pointed at CACHE/KEY by the overlay's own bin/overlay-venv-relocate, and renamed into
-place. Every failure is one line on stderr and exit status 1. Each unpack appends one line to
-CACHE/unpacked.log.
+place. Every failure is one line on stderr and exit status 1. Each unpack appends a line to
+CACHE/unpacked.log: "TIME KEY unpacked by pid PID on HOST in SECONDS s".
 """
 
-import binascii
 import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import os
-import runpy
 import shutil
 import stat
 import subprocess
@@ -74,6 +71,8 @@ def own_directory(path):
 
 
 def embedded_chunks(script):
+    import binascii  # here: only an embedded pack needs it
+
     with open(script, "rb") as handle:
         data = handle.read()
     start = data.find(MARK)
@@ -97,13 +96,16 @@ def file_chunks(path):
             yield chunk
 
 
-def copy_checked(chunks, target, digest, what):
-    """Write the pack to ``target``, failing unless it is the one the job script was written with."""
+def check_pack(chunks, target, digest, what):
+    """Fail unless the pack is the one the job script was written with; write it to ``target`` if
+    that is not None (an embedded pack, for tar to read)."""
     found = hashlib.sha256()
-    with open(target, "xb") as out:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(target, "xb")) if target else None
         for chunk in chunks:
             found.update(chunk)
-            out.write(chunk)
+            if out:
+                out.write(chunk)
     if found.hexdigest() != digest:
         raise Failure(
             f"{what} is not the pack this job script was written with (sha256 {found.hexdigest()}, "
@@ -112,12 +114,13 @@ def copy_checked(chunks, target, digest, what):
 
 
 def source_of(kind, names):
-    """The pack's chunks and a name for messages: carried in the script, or the first file found."""
+    """The pack's chunks, a name for messages, and its file if it has one: carried in the script, or
+    the first file found."""
     if kind == "embedded":
-        return embedded_chunks(names[0]), "the pack carried in " + names[0]
+        return embedded_chunks(names[0]), "the pack carried in " + names[0], None
     for name in names:
         if os.path.isfile(name):
-            return file_chunks(name), name
+            return file_chunks(name), name, name
     raise Failure(
         "the packed overlay is neither among the job's files nor at {}; transfer it with the job "
         "(HTCondor: transfer_input_files) or write the job again".format(" or ".join(names))
@@ -130,8 +133,10 @@ def relocate(tmp, entry, bin_dir):
     saved = sys.argv
     sys.argv = [script, "--to", entry]
     try:
+        with open(script, "rb") as handle:
+            code = compile(handle.read(), script, "exec")
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            runpy.run_path(script, run_name="__main__")
+            exec(code, {"__name__": "__main__", "__file__": script})
     except SystemExit as exc:
         if exc.code not in (None, 0):
             raise  # the relocator said why, in one line
@@ -142,15 +147,17 @@ def relocate(tmp, entry, bin_dir):
 def unpack(cache, key, digest, size, bin_dir, kind, names):
     entry = os.path.join(cache, key)
     tmp = os.path.join(cache, f".{key}.tmp-{os.getpid()}")
-    pack = tmp + ".tar.gz"
+    decoded = tmp + ".tar.gz"
     started = time.time()
-    chunks, what = source_of(kind, names)
+    chunks, what, pack = source_of(kind, names)
     free = free_space(cache)
     if free < size:
         raise no_space(cache, size, free)
     try:
         os.mkdir(tmp, 0o700)
-        copy_checked(chunks, pack, digest, what)
+        # tar reads a pack file where it is (checked first: a copy would cost as much as the check).
+        check_pack(chunks, None if pack else decoded, digest, what)
+        pack = os.path.abspath(pack or decoded)
         tar = ["tar", "-xzf", pack, "-C", tmp]
         # Not capture_output: the release's interpreter may be 3.6.
         result = subprocess.run(tar, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: UP022
@@ -165,9 +172,8 @@ def unpack(cache, key, digest, size, bin_dir, kind, names):
         relocate(tmp, entry, bin_dir)
         os.rename(tmp, entry)
         with open(os.path.join(cache, "unpacked.log"), "a") as log:
-            record = {"key": key, "host": os.uname().nodename, "pid": os.getpid(), "at": started}
-            record["seconds"] = round(time.time() - started, 3)
-            log.write(json.dumps(record, sort_keys=True) + "\n")
+            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
+            log.write(f"{when} {key} unpacked by pid {os.getpid()} on {os.uname().nodename} in {time.time() - started:.3f} s\n")
     except OSError as exc:
         if exc.errno in FULL:
             raise no_space(cache, size, free) from None
@@ -175,7 +181,7 @@ def unpack(cache, key, digest, size, bin_dir, kind, names):
             raise Failure("tar is not on this node's PATH; the job needs it to unpack the overlay") from None
         raise Failure(f"cannot unpack the overlay into {cache}: {exc}") from None
     finally:
-        remove(pack)
+        remove(decoded)
         remove(tmp)
 
 

@@ -32,7 +32,8 @@ SBATCH_SCRIPT_LIMIT = 4 * 1024 * 1024
 @dataclass
 class Shipment:
     digest: str  # sha256 of the pack, hex
-    size: int  # bytes the first unpack on a node needs: the unpacked overlay and a copy of the pack
+    size: int  # bytes the first unpack on a node needs: the unpacked overlay (and the pack, if embedded)
+    pack_size: int  # bytes of the pack
     pack: Path | None = None  # the pack beside the job script; None when embedded
     payload: str = ""  # the embedded pack as comment lines of base64
 
@@ -93,12 +94,14 @@ def make_shipment(overlay: Path, job: Path, embed: bool) -> tuple[Shipment, list
     try:
         result = pack_overlay(overlay, temporary, force=True)
         digest = sha256_of(temporary)
-        size = tree_size(overlay) + result.size
+        unpacked = tree_size(overlay)
         if embed:
-            return Shipment(digest, size, payload=payload_lines(temporary.read_bytes())), result.notes
+            # The job decodes the pack into the cache for tar to read: it needs room there too.
+            payload = payload_lines(temporary.read_bytes())
+            return Shipment(digest, unpacked + result.size, result.size, payload=payload), result.notes
         pack = job.parent / pack_name(overlay, digest)
         os.replace(temporary, pack)  # same hash, same bytes: replacing an existing one changes nothing
-        return Shipment(digest, size, pack=pack), result.notes
+        return Shipment(digest, unpacked, result.size, pack=pack), result.notes
     finally:
         if temporary.exists():
             temporary.unlink()
@@ -133,7 +136,8 @@ def render_submit(submit: Path, job: Path, shipment: Shipment | None, jobs: int)
         problem = submit_path_problem(path)
         if problem:
             raise OverlayError(problem)
-    request_disk = -(-shipment.size // 1024) if shipment else 0  # KiB, rounded up
+    # KiB, rounded up: the pack (transferred or decoded) and the overlay unpacked from it.
+    request_disk = -(-(shipment.size + shipment.pack_size * (shipment.pack is not None)) // 1024) if shipment else 0
     return render(
         "job.sub.j2",
         str,
