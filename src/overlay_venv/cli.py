@@ -15,7 +15,7 @@ import click
 from . import __version__, commands
 
 # The order of `overlay-venv --help`: the everyday flow first.
-ORDER = ["create", "info", "list", "check", "install", "lock", "sync", "rebuild", "run", "wrap", "pack", "unpack"]
+ORDER = ["create", "info", "list", "check", "install", "lock", "sync", "rebuild", "run", "wrap", "kernel", "pack", "unpack"]
 
 
 class OrderedGroup(click.Group):

@@ -14,6 +14,7 @@ from . import __version__, skeleton
 from .activation import activation_values, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError
+from .launcher import recorded_environment, write_launcher
 from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
 from .paths import path_problem, relative_to_overlay, remove_under
 from .release import base_pythonpath, normalize_setup, run_setup
@@ -234,10 +235,12 @@ def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
                 pythonpath=base_pythonpath(environ),
                 setup=setup,
                 keep_setup=options.keep_setup,
+                environment=recorded_environment(environ),
             ),
             created_by=f"overlay-venv {__version__}",
         )
         write_activation_scripts(activation_values(dest, record), bin_dir)
+        write_launcher(bin_dir, dest, record)  # for Jupyter kernels (overlay-venv kernel install)
         # A copy moved with plain tools (cp -a, rsync, tar) can re-point itself with this script.
         write_relocate_script(stage.path, dest, built.bin_dir)
         write_record(stage.path, record)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .atomic import Staging
 from .errors import OverlayError
+from .kernel import unpack_notes
 from .metadata import METADATA_FILE, OverlayRecord, read_record
 from .paths import path_problem
 from .relocate import (
@@ -316,6 +317,8 @@ def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
                     f"warning: the interpreter {interpreter} the overlay was built on is not on this machine; "
                     "the overlay works only where its release is at the same path"
                 )
+            # Kernels are outside the overlay: those installed for the old place still start that one.
+            notes += unpack_notes(source, dest)
             try:
                 stage.commit(replace=False)
             except FileExistsError:

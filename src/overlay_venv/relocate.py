@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import __version__
 from .activation import activation_values, write_activation_scripts
+from .launcher import write_launcher
 from .metadata import OverlayRecord
 from .templates import render
 
@@ -235,6 +236,7 @@ def relocate_tree(root: Path, old: str, new: Path, record: OverlayRecord) -> Non
     anew, never through a symlink or a hard link that was there."""
     repoint(root, old, str(new), record.bin_dir)
     write_activation_scripts(activation_values(new, record), root / record.bin_dir)
+    write_launcher(root / record.bin_dir, new, record)
     write_relocate_script(root, new, record.bin_dir)
 
 
