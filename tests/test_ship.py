@@ -109,7 +109,7 @@ def assert_shipped_state(state: dict, entry: Path, release) -> None:
     assert state["basepkg"] == "2.0"
     assert state["VIRTUAL_ENV"] == str(entry)
     assert state["executable"] == str(entry / "bin" / "python3")
-    assert state["PYTHONPATH"].split(":") == [f"{entry}/lib/python3.9/site-packages", str(release.site)]
+    assert state["PYTHONPATH"].split(":") == [f"{entry}/lib/python{release.minor}/site-packages", str(release.site)]
 
 
 def entries(cache_root: Path) -> list[str]:
@@ -161,6 +161,19 @@ def test_condor_job_runs_in_a_fresh_scratch_with_only_the_transferred_files(ship
     (entry,) = cache_root_in(tmp_path / "scratch").glob(short_hash + "*")
     assert_shipped_state(states(result.stdout)["1"], entry, release39)
     assert len(unpacks(entry.parent)) == 1
+
+
+def test_shipped_job_on_each_base(release, tmp_path):
+    """The unpack helper and the relocator run on the release's own interpreter: 3.9 and the newest."""
+    overlay = make_kept(release, tmp_path / "ov" / "base")
+    job = tmp_path / "job.sh"
+    wrap(overlay, "--ship", "-o", str(job), "--", "python3", str(PROBE))
+    (pack,) = tmp_path.glob("base-*.tar.gz")
+    shutil.rmtree(overlay)
+    result = condor_run(job, [pack], tmp_path / "scratch", "base")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    (entry,) = [p for p in cache_root_in(tmp_path / "scratch").iterdir() if p.is_dir()]
+    assert_shipped_state(states(result.stdout)["base"], entry, release)
 
 
 def test_embedded_job_needs_no_transferred_file(shipped, release39, tmp_path):
@@ -285,16 +298,21 @@ def small_disk_run(job: Path, mount: Path, size: int, cwd: Path) -> tuple[subpro
     unshare = shutil.which("unshare")
     if unshare is None:
         missing("unshare (util-linux), to give a job a full disk")
+    # Root makes a mount namespace outright; anyone else needs a user namespace for it.
+    namespace = [unshare, "--mount"] if os.geteuid() == 0 else [unshare, "--user", "--map-root-user", "--mount"]
+    tried = subprocess.run([*namespace, "true"], capture_output=True, text=True)
+    if tried.returncode != 0:
+        missing(f"a mount namespace for a small tmpfs ({tried.stderr.strip()})")
     mount.mkdir(parents=True, exist_ok=True)
     listing = cwd / "left.txt"
     program = (
         'mount -t tmpfs -o size="$1" overlay-venv-test "$2" || exit 99; m=$2; l=$3; shift 3; "$@"; s=$?; '
         'ls -A "$m"/overlay-venv-ship-* > "$l"; exit "$s"'
     )
-    argv = [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", program, "sh", str(size), str(mount), str(listing)]
+    argv = [*namespace, "sh", "-c", program, "sh", str(size), str(mount), str(listing)]
     result = subprocess.run([*argv, "dash", "-eu", str(job), "full"], env=clean_env(), cwd=cwd, capture_output=True, text=True)
     if result.returncode == 99:
-        missing(f"a tmpfs mount in a user namespace ({result.stderr.strip()})")
+        missing(f"a tmpfs mount in a mount namespace ({result.stderr.strip()})")
     return result, listing.read_text().split()
 
 
