@@ -76,6 +76,21 @@ print(json.dumps({
 PIP_QUIET = ["--disable-pip-version-check", "--no-input"]
 
 
+def target_of(layering: Any) -> Target:
+    """What a wheel must fit, from the probe :func:`overlay_venv.layers.load_layering` ran with
+    ``tags=True``: one interpreter start serves the layers and the artifacts."""
+    info = layering.interpreter
+    environment = info.marker_environment
+    tags = info.tags
+    return Target(
+        environment["platform_python_implementation"],
+        environment["python_full_version"],
+        info.platform,
+        frozenset(tags) if tags is not None else None,
+        tuple(tags or ()),
+    )
+
+
 def probe_target(python: str, environ: Mapping[str, str]) -> Target:
     # -I: the base's PYTHONPATH and sitecustomize have no say in what the interpreter itself supports.
     result = subprocess.run([python, "-I", "-c", _TARGET_PROBE], env=dict(environ), capture_output=True, text=True)
@@ -258,8 +273,8 @@ def make_lock(
     """Lock the overlay's own distributions (see the module docstring for how artifacts are found)."""
     from .layers import load_layering
 
-    layering = load_layering(overlay, environ)
-    target = probe_target(layering.python, layering.environ)
+    layering = load_layering(overlay, environ, tags=True)
+    target = target_of(layering)
     own = overlay_copies(layering)
     if wheelhouse is not None:
         wheelhouse.mkdir(parents=True, exist_ok=True)

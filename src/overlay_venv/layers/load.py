@@ -49,11 +49,15 @@ def _absolute_pythonpath(value: str) -> str:
     return SEPARATOR.join(os.path.abspath(item) if item else item for item in value.split(SEPARATOR))
 
 
-def load_layering(overlay: Path, environ: Optional[Mapping[str, str]] = None, *, requirements: bool = False) -> Layering:
+def load_layering(
+    overlay: Path, environ: Optional[Mapping[str, str]] = None, *, requirements: bool = False, tags: bool = False
+) -> Layering:
     """Read an overlay's layers as a job would see them; one interpreter start, then files only.
 
     ``requirements=True`` says the caller will evaluate requirements next: packaging's specifier and
-    marker modules are then imported while the interpreter starts, rather than after.
+    marker modules are then imported while the interpreter starts, rather than after. ``tags=True``
+    asks the same interpreter start for the wheel tags it supports (``layering.interpreter.tags``),
+    for commands that pick artifacts.
     """
     from ..metadata import read_record
 
@@ -66,7 +70,7 @@ def load_layering(overlay: Path, environ: Optional[Mapping[str, str]] = None, *,
         pythonpath = _absolute_pythonpath(pythonpath)
         env["PYTHONPATH"] = pythonpath
     python = overlay_python(overlay, record.bin_dir)
-    running = start_probe(python, env)
+    running = start_probe(python, env, tags)
     # While the interpreter starts, scan the directories that are surely on its sys.path (the overlay's
     # site-packages, the PYTHONPATH entries): on two cores that hides most of the wait.
     real = os.path.realpath
@@ -125,6 +129,7 @@ def load_layering(overlay: Path, environ: Optional[Mapping[str, str]] = None, *,
         layers=labelled,
         distributions=resolve(copies),
         marker_environment=info.marker_environment,
+        interpreter=info,
     )
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 OVERLAY = "overlay"
 BASE = "base"
@@ -93,10 +93,7 @@ class Layering:
     layers: list[Layer]  # sys.path order
     distributions: list[Distribution]  # sorted by name
     marker_environment: dict[str, str]
-    warnings: list[str] = field(default_factory=list)
-
-    def by_name(self) -> dict[str, Distribution]:
-        return {dist.name: dist for dist in self.distributions}
+    interpreter: Any = None  # the layers.probe.Probe it was read with: platform and wheel tags when asked for
 
 
 def canonical_name(name: str) -> str:

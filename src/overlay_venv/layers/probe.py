@@ -1,4 +1,5 @@
-"""Asking the overlay's interpreter, once per command, for its ``sys.path`` and marker environment."""
+"""Asking the overlay's interpreter, once per command, for its ``sys.path`` and marker environment,
+and for the wheel tags it supports when the command installs or locks artifacts."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class Probe:
     user_site: Optional[str]
     marker_environment: dict[str, str]
     own_entries: list[str] = field(default_factory=list)  # what the overlay's start-up hook counted as its own
+    platform: str = ""  # sysconfig.get_platform(); with tags only
+    tags: Optional[list[str]] = None  # supported wheel tags, best first; None when not asked or not known
 
 
 # Run by the overlay's own interpreter (any Python 3.6+, nothing imported but the standard library).
@@ -49,20 +52,35 @@ env = {
     "sys_platform": sys.platform,
 }
 hook = sys.modules.get("_overlay_venv_hook")
-print(json.dumps({"path": path, "prefix": sys.prefix, "base_prefixes": sorted({sys.base_prefix, sys.base_exec_prefix}),
-                  "user_site": user, "env": env, "own": list(getattr(hook, "OWN_ENTRIES", None) or [])}))
+out = {"path": path, "prefix": sys.prefix, "base_prefixes": sorted({sys.base_prefix, sys.base_exec_prefix}),
+       "user_site": user, "env": env, "own": list(getattr(hook, "OWN_ENTRIES", None) or [])}
+if "--tags" in sys.argv:
+    # What a wheel must fit. The tags come from the packaging copy pip vendors (every overlay has pip),
+    # else a packaging the interpreter has; None when neither is there.
+    import sysconfig
+    try:
+        from pip._vendor.packaging import tags
+    except Exception:
+        try:
+            from packaging import tags
+        except Exception:
+            tags = None
+    out["platform"] = sysconfig.get_platform()
+    out["tags"] = [str(tag) for tag in tags.sys_tags()] if tags else None
+print(json.dumps(out))
 """
 
 
 PROBE_TIMEOUT = 120  # seconds; a cold CVMFS cache can make the first start of an interpreter slow
 
 
-def start_probe(python: str, environ: Mapping[str, str]) -> subprocess.Popen:
-    """Start asking the overlay's interpreter for its sys.path and marker environment; the caller
-    works meanwhile (an interpreter start is most of the wait) and then calls :func:`finish_probe`."""
+def start_probe(python: str, environ: Mapping[str, str], tags: bool = False) -> subprocess.Popen:
+    """Start asking the overlay's interpreter for its sys.path and marker environment (and wheel
+    tags); the caller works meanwhile (an interpreter start is most of the wait) and then calls
+    :func:`finish_probe`. Tags are asked for only when wanted: computing them costs ~30 ms."""
     try:
         return subprocess.Popen(
-            [python, "-c", _PROBE],
+            [python, "-c", _PROBE, *(["--tags"] if tags else [])],
             env=dict(environ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -85,9 +103,18 @@ def finish_probe(process: subprocess.Popen) -> Probe:
         last = (err.strip().splitlines() or [f"exit status {process.returncode}"])[-1]
         raise OverlayError(f"the overlay's interpreter {python} failed to start: {last}")
     data = json.loads(out.strip().splitlines()[-1])
-    return Probe(data["path"], data["prefix"], data["base_prefixes"], data["user_site"], data["env"], data.get("own", []))
+    return Probe(
+        data["path"],
+        data["prefix"],
+        data["base_prefixes"],
+        data["user_site"],
+        data["env"],
+        data.get("own", []),
+        data.get("platform", ""),
+        data.get("tags"),
+    )
 
 
-def probe(python: str, environ: Mapping[str, str]) -> Probe:
-    """Ask the overlay's interpreter, once, for its sys.path and marker environment."""
-    return finish_probe(start_probe(python, environ))
+def probe(python: str, environ: Mapping[str, str], tags: bool = False) -> Probe:
+    """Ask the overlay's interpreter, once, for its sys.path and marker environment (and wheel tags)."""
+    return finish_probe(start_probe(python, environ, tags))
