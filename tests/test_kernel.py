@@ -393,3 +393,17 @@ def test_an_older_record_restores_pythonpath_and_the_interpreters_directory():
     assert L.restore_values(new) == [("PYTHONPATH", "/rel/site"), ("PATH", "/rel/bin:/bin")]
     active = {"PATH": "/ov/bin:/rel/bin", "VIRTUAL_ENV": "/ov"}
     assert L.recorded_environment(active) == {"LD_LIBRARY_PATH": None, "PATH": "/rel/bin"}
+
+
+def test_the_readme_lists_every_kernel_install_option():
+    import click
+
+    from overlay_venv.commands.kernel import install
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Jupyter notebooks") :]
+    lines = section[section.index("| option | meaning |") :].splitlines()[2:]
+    cells = [line.split("|")[1] for line in lines[: next(i for i, line in enumerate(lines) if not line.startswith("|"))]]
+    documented = {word for cell in cells for word in cell.replace("`", " ").split() if word.startswith("--")}
+    options = [p.opts[0] for p in install.params if isinstance(p, click.Option) and "--help" not in p.opts]
+    assert sorted(options) == sorted(documented)
