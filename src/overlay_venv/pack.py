@@ -21,6 +21,7 @@ from .atomic import Staging
 from .errors import OverlayError
 from .kernel import unpack_notes
 from .metadata import METADATA_FILE, OverlayRecord, read_record
+from .oserrors import READ_ERRORS, describe_os_error
 from .paths import path_problem
 from .relocate import (
     RELOCATE_SCRIPT,
@@ -31,6 +32,7 @@ from .relocate import (
     render_relocate_script,
     text_replacement_problem,
 )
+from .treelinks import Entry, Lookup, link_problem, tree_link_problems
 
 
 @dataclass
@@ -86,9 +88,11 @@ def pack_overlay(overlay: Path, output: Path, force: bool = False) -> PackResult
         raise OverlayError(f"directory {str(output.parent)!r} does not exist (create it first)")
     if (output.exists() or output.is_symlink()) and not force:
         raise OverlayError(f"{str(output)!r} exists; pass --force to overwrite it")
-    problems = movable_problems(overlay, record.bin_dir)
+    # The relocation problems, then where every symlink leads whatever the chain (an unpack refuses
+    # the same links, so an archive pack writes always unpacks).
+    problems = movable_problems(overlay, record.bin_dir) or tree_link_problems(overlay, record.bin_dir)
     if problems:
-        raise OverlayError(f"cannot pack {overlay}, it could not work elsewhere: " + "; ".join(problems))
+        raise OverlayError(f"cannot pack {overlay}, it could not work elsewhere: {_listed(problems)}")
 
     relocate_member = posixpath.join(record.bin_dir, RELOCATE_SCRIPT)
     script = render_relocate_script(overlay, record.bin_dir).encode()
@@ -114,6 +118,8 @@ def pack_overlay(overlay: Path, output: Path, force: bool = False) -> PackResult
             tar.addfile(info, io.BytesIO(script))
             members += 1
         publish_file(temporary, output, force)
+    except OSError as exc:  # a full disk, an unwritable directory, a file gone while packing
+        raise OverlayError(f"cannot pack {overlay} into {str(output)!r}: {describe_os_error(exc)}") from None
     finally:
         if temporary.exists():
             temporary.unlink()
@@ -125,14 +131,9 @@ def pack_overlay(overlay: Path, output: Path, force: bool = False) -> PackResult
     return PackResult(archive=output, size=output.stat().st_size, members=members, notes=notes)
 
 
-def _is_interpreter_link(name: str, bin_dir: str) -> bool:
-    """Whether ``name`` is one of the overlay's interpreter links, ``BIN/python*``: the only members
-    that may be absolute symlinks (they lead to the release's interpreter)."""
-    return posixpath.dirname(name) == bin_dir and posixpath.basename(name).startswith("python")
-
-
 def _member_problem(member: tarfile.TarInfo, bin_dir: str = "bin") -> str | None:
-    """Why an archive member must not be extracted, or None. The archive may come from anywhere."""
+    """Why an archive member must not be extracted on its own, or None. The archive may come from
+    anywhere. Where a symlink leads is judged with the whole archive (:func:`_archive_problems`)."""
     name = member.name
     parts = name.split("/")
     if name.startswith("/") or ".." in parts:
@@ -145,16 +146,25 @@ def _member_problem(member: tarfile.TarInfo, bin_dir: str = "bin") -> str | None
         target = member.linkname.split("/")
         if member.linkname.startswith("/") or ".." in target:
             return f"{name!r} is a hard link to {member.linkname!r}, outside the destination"
-    if member.issym():
-        if member.linkname.startswith("/"):
-            # Anything written to or under such a link would land outside the destination.
-            if not _is_interpreter_link(posixpath.normpath(name), bin_dir):
-                return f"{name!r} is a symlink to {member.linkname!r} by absolute path (only {bin_dir}/python* may be)"
-        else:
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-            if resolved == ".." or resolved.startswith("../"):
-                return f"{name!r} is a symlink to {member.linkname!r}, outside the destination"
     return None
+
+
+def _archive_lookup(kinds: dict[str, tarfile.TarInfo]) -> Lookup:
+    """``treelinks`` lookup over the tree the members would make, parents tar creates included."""
+    parents = set()
+    for name in kinds:
+        parts = name.split("/")
+        parents.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+
+    def lookup(rel: str) -> Entry | None:
+        member = kinds.get(rel)
+        if member is None:
+            return ("dir", None) if rel in parents else None
+        if member.issym():
+            return ("link", member.linkname)
+        return ("dir", None) if member.isdir() else ("file", None)
+
+    return lookup
 
 
 def _archive_problems(members: list[tarfile.TarInfo], bin_dir: str) -> list[str]:
@@ -184,7 +194,21 @@ def _archive_problems(members: list[tarfile.TarInfo], bin_dir: str) -> list[str]
                 what = "symlink" if parent.issym() else "file"
                 problems.append(f"{member.name!r} lies under the {what} {parent.name!r}")
                 break
+    # Where each symlink leads, resolved through the others (a chain of harmless-looking links can
+    # lead out), against the tree the whole archive makes: links may point at later members.
+    lookup = _archive_lookup(kinds)
+    for name, member in kinds.items():
+        if member.issym():
+            problem = link_problem(name, member.linkname, lookup, bin_dir)
+            if problem:
+                problems.append(problem)
     return problems
+
+
+def _listed(problems: list[str], shown: int = 5) -> str:
+    """The first few problems, and how many more: a hostile archive can have thousands."""
+    text = "; ".join(problems[:shown])
+    return text + (f"; and {len(problems) - shown} more" if len(problems) > shown else "")
 
 
 def _bin_dir_problem(bin_dir: object) -> str | None:
@@ -210,8 +234,8 @@ def _archived_bin_dir(tar: tarfile.TarFile, archive: Path, members: list[tarfile
     try:
         handle = tar.extractfile(found[0])
         record = OverlayRecord.from_json(handle.read().decode("utf-8")) if handle else None
-    except (OSError, tarfile.TarError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise OverlayError(f"{str(archive)!r} holds a damaged {METADATA_FILE}: {exc}") from None
+    except (*READ_ERRORS, tarfile.TarError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise OverlayError(f"{str(archive)!r} holds a damaged {METADATA_FILE}: {describe_os_error(exc)}") from None
     bin_dir = record.bin_dir if record else None
     problem = _bin_dir_problem(bin_dir)
     if problem:
@@ -219,16 +243,32 @@ def _archived_bin_dir(tar: tarfile.TarFile, archive: Path, members: list[tarfile
     return bin_dir
 
 
+def _owner_can_clean(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    """tar's own filter, plus: directories stay writable by us, so that a failed unpack can remove
+    what it extracted (a directory of mode 0555 would keep its files when we are not root)."""
+    member = tarfile.tar_filter(member, path)
+    if member.isdir() and member.mode is not None:
+        member = member.replace(mode=member.mode | 0o700, deep=False)
+    return member
+
+
 def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], path: Path, archive: Path) -> None:
     try:
         if hasattr(tarfile, "tar_filter"):
-            # "tar", not "data": the overlay's bin/python is an absolute symlink to the release's
+            # tar's filter, not "data": the overlay's bin/python is an absolute symlink to the release's
             # interpreter, which the data filter refuses. Members were checked before.
-            tar.extractall(path, members=members, filter="tar")
+            tar.extractall(path, members=members, filter=_owner_can_clean)
         else:
+            for member in members:
+                if member.isdir():
+                    member.mode |= 0o700
             tar.extractall(path, members=members)
-    except (OSError, tarfile.TarError) as exc:  # tarfile.FilterError is a TarError
-        raise OverlayError(f"cannot unpack {str(archive)!r}: {exc}") from None
+        # To the end of the compressed stream: tar stops at its end-of-archive blocks, before the
+        # gzip trailer whose checksum tells a complete archive from a truncated or corrupted one.
+        while tar.fileobj.read(1 << 20):
+            pass
+    except (*READ_ERRORS, tarfile.TarError) as exc:  # tarfile.FilterError is a TarError
+        raise OverlayError(f"cannot unpack {str(archive)!r}: {describe_os_error(exc)}") from None
 
 
 def _real_directory(root: Path, rel: str) -> bool:
@@ -274,53 +314,60 @@ def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
     top = check_unpack_destination(dest)
     try:
         tar = tarfile.open(archive, "r:*")
-    except (OSError, tarfile.TarError) as exc:
-        raise OverlayError(f"cannot read {str(archive)!r} as a tar archive: {exc}") from None
+    except (*READ_ERRORS, tarfile.TarError) as exc:
+        raise OverlayError(f"cannot read {str(archive)!r} as a tar archive: {describe_os_error(exc)}") from None
     with tar:
         try:
             members = tar.getmembers()
-        except (OSError, tarfile.TarError) as exc:
-            raise OverlayError(f"cannot read {str(archive)!r} as a tar archive: {exc}") from None
+        except (*READ_ERRORS, tarfile.TarError) as exc:  # a truncated .tgz ends in EOFError
+            raise OverlayError(f"cannot read {str(archive)!r} as a tar archive: {describe_os_error(exc)}") from None
         bin_dir = _archived_bin_dir(tar, archive, members)
         problems = _archive_problems(members, bin_dir)
         if problems:
-            raise OverlayError(f"refusing to unpack {str(archive)!r}: " + "; ".join(problems))
-        with Staging(top) as stage:
-            tree = stage.path / dest.relative_to(top)  # the overlay: stage.path itself unless parents were missing
-            tree.mkdir(parents=True, exist_ok=True)
-            _extract(tar, members, tree, archive)
-            record = read_record(tree)
-            if not _real_directory(tree, record.bin_dir):
-                raise OverlayError(f"refusing to unpack {str(archive)!r}: {record.bin_dir!r} in it is not a directory")
-            script = tree / record.bin_dir / RELOCATE_SCRIPT
-            source = None
-            if script.is_file() and not script.is_symlink():
-                source = read_location(script.read_text(encoding="utf-8", errors="replace"))
-            if not source:
-                raise OverlayError(
-                    f"{str(archive)!r} has no readable {record.bin_dir}/{RELOCATE_SCRIPT}, so the place it was packed "
-                    "from is unknown; make the archive with overlay-venv pack"
-                )
-            try:
-                relocate_tree(tree, source, dest, record)
-            except OSError as exc:
-                raise OverlayError(f"cannot point the overlay unpacked from {str(archive)!r} at {dest}: {exc}") from None
-            notes = []
-            if source != str(dest):
-                left = files_naming(tree, source)
-                if left:
-                    shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
-                    notes.append(f"warning: these files still name the old place {source}: {shown}")
-            interpreter = record.base.interpreter
-            if not os.path.exists(interpreter):
-                notes.append(
-                    f"warning: the interpreter {interpreter} the overlay was built on is not on this machine; "
-                    "the overlay works only where its release is at the same path"
-                )
-            # Kernels are outside the overlay: those installed for the old place still start that one.
-            notes += unpack_notes(source, dest)
-            try:
-                stage.commit(replace=False)
-            except FileExistsError:
-                raise OverlayError(f"{str(dest)!r} was created by another process meanwhile; left it as it is") from None
+            raise OverlayError(f"refusing to unpack {str(archive)!r}: {_listed(problems)}")
+        try:
+            with Staging(top) as stage:
+                tree = stage.path / dest.relative_to(top)  # the overlay: stage.path itself unless parents were missing
+                tree.mkdir(parents=True, exist_ok=True)
+                _extract(tar, members, tree, archive)
+                record = read_record(tree)
+                if not _real_directory(tree, record.bin_dir):
+                    raise OverlayError(f"refusing to unpack {str(archive)!r}: {record.bin_dir!r} in it is not a directory")
+                # The same rule once more, on what tar actually made: nothing extracted leads out.
+                problems = tree_link_problems(tree, record.bin_dir)
+                if problems:
+                    raise OverlayError(f"refusing to unpack {str(archive)!r}: {_listed(problems)}")
+                script = tree / record.bin_dir / RELOCATE_SCRIPT
+                source = None
+                if script.is_file() and not script.is_symlink():
+                    source = read_location(script.read_text(encoding="utf-8", errors="replace"))
+                if not source:
+                    raise OverlayError(
+                        f"{str(archive)!r} has no readable {record.bin_dir}/{RELOCATE_SCRIPT}, so the place it was packed "
+                        "from is unknown; make the archive with overlay-venv pack"
+                    )
+                try:
+                    relocate_tree(tree, source, dest, record)
+                except OSError as exc:
+                    raise OverlayError(f"cannot point the overlay unpacked from {str(archive)!r} at {dest}: {exc}") from None
+                notes = []
+                if source != str(dest):
+                    left = files_naming(tree, source)
+                    if left:
+                        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+                        notes.append(f"warning: these files still name the old place {source}: {shown}")
+                interpreter = record.base.interpreter
+                if not os.path.exists(interpreter):
+                    notes.append(
+                        f"warning: the interpreter {interpreter} the overlay was built on is not on this machine; "
+                        "the overlay works only where its release is at the same path"
+                    )
+                # Kernels are outside the overlay: those installed for the old place still start that one.
+                notes += unpack_notes(source, dest)
+                try:
+                    stage.commit(replace=False)
+                except FileExistsError:
+                    raise OverlayError(f"{str(dest)!r} was created by another process meanwhile; left it as it is") from None
+        except OSError as exc:  # the staging directory: a read-only, unwritable or full filesystem
+            raise OverlayError(f"cannot unpack {str(archive)!r} into {dest}: {describe_os_error(exc)}") from None
     return UnpackResult(dest=dest, source=source, notes=notes)
