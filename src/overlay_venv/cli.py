@@ -1,30 +1,58 @@
 """The ``overlay-venv`` command group. Each command lives in its own module under ``commands/``.
 
-A module there that defines ``command`` (a click command) is part of the CLI; ``ORDER`` sets how
-``--help`` lists them. Command modules import their heavy dependencies inside the command body, so
-discovering them costs almost nothing.
+Commands load lazily (as pip's ``commands_dict``): :data:`COMMANDS` names each command's module and
+the one-line summary ``overlay-venv --help`` shows, so ``--help``, ``--version`` and each command import
+only what they use. A new command is a module under ``commands/`` defining ``command`` plus one line
+here; a test checks that the two agree.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 
 import click
 
-from . import __version__, commands
+from . import __version__
 
-# The order of `overlay-venv --help`: the everyday flow first.
-ORDER = ["create", "info", "list", "check", "install", "lock", "sync", "rebuild", "run", "wrap", "kernel", "pack", "unpack"]
+# name -> summary, in the order `overlay-venv --help` lists them: the everyday flow first. The module
+# is overlay_venv.commands.<name>; the summary is the first sentence of the command's own help.
+COMMANDS = {
+    "create": "Create the overlay NAME on top of the release set up in this shell.",
+    "info": "Show what the overlay NAME (default: the active one) was built on, and whether this shell still has that release.",
+    "list": "List distributions by layer, with the copies they shadow.",
+    "check": "Find requirements the overlay breaks, and imports with --imports.",
+    "install": "Install packages into the overlay without breaking the base.",
+    "lock": "Lock the overlay NAME (default: the active one) to the exact artifacts it holds.",
+    "sync": "Make the overlay NAME hold exactly the distributions locked in FILE.",
+    "rebuild": "Recreate the overlay NAME on the current base from its top-level requests.",
+    "run": "Run CMD inside the overlay NAME, without sourcing anything.",
+    "wrap": "Write a job script that runs CMD inside the overlay NAME on a batch worker.",
+    "kernel": "Jupyter kernels that run an overlay on its release.",
+    "pack": (
+        "Pack the overlay NAME into a gzipped tar, to unpack in another directory or on another node that has "
+        "the same release at the same path."
+    ),
+    "unpack": "Unpack an archive made by `overlay-venv pack` into DEST and point the overlay there.",
+}
 
 
-class OrderedGroup(click.Group):
+class LazyGroup(click.Group):
+    """A group whose commands are imported when used, and listed in ``--help`` from :data:`COMMANDS`."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = super().list_commands(ctx)
-        return sorted(names, key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"{__package__}.commands.{name}").command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(list(COMMANDS.items()))
 
 
-@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="overlay-venv")
 def cli() -> None:
     """Virtual environments layered on top of a read-only release.
@@ -39,12 +67,6 @@ def cli() -> None:
         pip install --upgrade numpy        # the overlay's numpy now shadows the release's
         deactivate                         # back to the release, exactly
     """
-
-
-for _info in pkgutil.iter_modules(commands.__path__):
-    _module = importlib.import_module(f"{commands.__name__}.{_info.name}")
-    if isinstance(getattr(_module, "command", None), click.Command):
-        cli.add_command(_module.command)
 
 
 def main() -> None:

@@ -1,0 +1,89 @@
+"""The command group: lazily loaded commands that agree with their registry, and help with examples."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
+
+import click
+import pytest
+
+from overlay_venv import commands
+from overlay_venv.cli import COMMANDS, cli
+
+
+def command_modules() -> list[str]:
+    names = []
+    for info in pkgutil.iter_modules(commands.__path__):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        if isinstance(getattr(module, "command", None), click.Command):
+            names.append(info.name)
+    return sorted(names)
+
+
+def first_sentence(command: click.Command) -> str:
+    return " ".join((command.help or "").split("\n\n")[0].split())
+
+
+def test_every_command_module_is_registered_and_nothing_else():
+    assert sorted(COMMANDS) == command_modules()
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_registered_summary_is_the_commands_own_first_sentence(name):
+    command = cli.get_command(click.Context(cli), name)
+    assert command.name == name
+    assert COMMANDS[name] == first_sentence(command)
+
+
+def walk(command: click.Command, path: tuple[str, ...]):
+    yield path, command
+    if isinstance(command, click.Group):
+        for name in command.list_commands(click.Context(command)):
+            yield from walk(command.get_command(click.Context(command), name), (*path, name))
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_and_subcommand_help_has_an_example(name):
+    for path, command in walk(cli.get_command(click.Context(cli), name), (name,)):
+        if isinstance(command, click.Group) and path == (name,) and command.list_commands(click.Context(command)):
+            continue  # a group's subcommands carry the examples
+        assert "Example" in (command.help or ""), f"overlay-venv {' '.join(path)} --help has no example"
+
+
+# Runs the console script's entry point in a fresh interpreter and prints the modules it loaded.
+LOADED = """\
+import json, sys
+sys.argv = ["overlay-venv", *sys.argv[1:]]
+try:
+    from overlay_venv._entry import main
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("overlay_venv", "jinja2", "virtualenv", "packaging")))))
+"""
+
+
+def modules_loaded(*args: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",)])
+def test_help_and_version_load_no_command(args):
+    loaded = modules_loaded(*args)
+    assert not [m for m in loaded if m.startswith("overlay_venv.commands.")], loaded
+    assert not [m for m in loaded if m.split(".")[0] in ("jinja2", "virtualenv", "packaging")], loaded
+
+
+def test_a_command_loads_only_its_own_module():
+    loaded = modules_loaded("list", "--help")
+    assert [m for m in loaded if m.startswith("overlay_venv.commands.")] == ["overlay_venv.commands.list"]
+
+
+def test_an_unknown_command_is_a_usage_error():
+    result = subprocess.run([sys.executable, "-m", "overlay_venv", "crate", "x"], capture_output=True, text=True)
+    assert result.returncode == 2 and "No such command 'crate'" in result.stderr
