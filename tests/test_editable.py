@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from capabilities import require_capability, require_shell
 from conftest import ROOT, Release, make_base, overlay_venv
 from shells import CshShell, FishShell, PosixShell
 
@@ -37,10 +38,9 @@ SCRIPTED = {"setuptools-finder", "setuptools-src", "setuptools-strict", "hatchli
 
 def require_wheelhouse() -> None:
     if not any(WHEELHOUSE.glob("setuptools-*.whl")) or not any(WHEELHOUSE.glob("hatchling-*.whl")):
-        message = f"no setuptools/hatchling wheels in {WHEELHOUSE}: run bash scripts/fetch-test-wheels.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        require_capability(
+            "setuptools and hatchling wheels", f"builds the editables; bash scripts/fetch-test-wheels.sh fills {WHEELHOUSE}"
+        )
 
 
 def setuptools_project(root: Path, src_layout: bool) -> Path:
@@ -215,10 +215,7 @@ SHELLS = [PosixShell("bash"), PosixShell("dash"), PosixShell("zsh"), PosixShell(
 
 @pytest.mark.parametrize("shell", SHELLS, ids=lambda shell: shell.name)
 def test_activated_in_every_shell(developed, release, shell):
-    if not shell.available():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{shell.name} is not installed")
-        pytest.skip(f"{shell.name} is not installed")
+    require_shell(shell)
     overlay, _, _ = developed
     script = overlay / "bin" / shell.activate_script
     result = shell.run(
@@ -238,4 +235,6 @@ def test_install_e_is_recorded_and_lock_refuses_it_clearly(developed, release, t
     result = overlay_venv("lock", str(overlay), "-o", str(tmp_path / "pylock.toml"), env=release.env(), check=False)
     assert result.returncode == 1 and not (tmp_path / "pylock.toml").exists()
     (line,) = result.stderr.splitlines()
-    assert line.startswith("overlay-venv: error: basepkg 9.9.9 was installed from an editable project") and "build a wheel" in line
+    assert (
+        line.startswith("overlay-venv: error: basepkg 9.9.9 was installed from an editable project") and "build a wheel" in line
+    )
