@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from capabilities import require_capability, require_executable, require_shellcheck
 from conftest import BASE_PYTHONS, ROOT, Release, build_release, clean_env, fingerprint, make_read_only, overlay_venv
 
 from overlay_venv import kernel as K
@@ -47,30 +48,23 @@ print(json.dumps({
 """
 
 
-def missing(what: str) -> None:
-    """Fail under CI (nothing may be skipped silently there), skip elsewhere."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"missing under CI=true: {what}", pytrace=False)
-    pytest.skip(f"missing: {what}")
-
-
 def require_jupyter() -> None:
     try:
         import jupyter_client  # noqa: F401
         import nbclient  # noqa: F401
     except ImportError:
-        missing("jupyter_client and nbclient in the test interpreter (pip install -e '.[test]')")
+        require_capability("jupyter_client", "drives the kernels and runs notebooks (nbclient); the test extra installs both")
     if not any(WHEELHOUSE.glob("ipykernel-*.whl")):
-        missing(f"ipykernel wheels in {WHEELHOUSE} (run: bash scripts/fetch-test-wheels.sh)")
+        require_capability(
+            "ipykernel wheels", f"installed into overlays from {WHEELHOUSE}: run bash scripts/fetch-test-wheels.sh"
+        )
 
 
 def kernel_release(dest: Path, minor: str):
     """A release whose setup (kernel-setup.sh) also exports LD_LIBRARY_PATH to its own compiled
     library and Jupyter variables into itself; made read-only and checked unwritten at the end."""
     require_jupyter()
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        missing("gcc (builds the release's small shared library)")
+    gcc = require_executable("gcc", "builds the test release's small shared library the kernel loads")
     rel = build_release(dest, minor, base=("basepkg==1.0", "relonly==1.0"))
     extlib = rel.root / "extlib"
     extlib.mkdir()
@@ -233,9 +227,7 @@ def test_a_notebook_run_with_nbclient_gives_the_same_results(kov, installed):
 
 
 def test_jupyter_kernelspec_list_shows_the_kernel(kov, installed):
-    jupyter = Path(sys.executable).parent / "jupyter-kernelspec"
-    if not jupyter.exists():
-        missing(f"{jupyter} (jupyter_client's console script)")
+    jupyter = require_executable("jupyter-kernelspec", "jupyter_client's console script", str(Path(sys.executable).parent))
     result = subprocess.run([str(jupyter), "list", "--json"], env=jupyter_env(installed), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     specs = json.loads(result.stdout)["kernelspecs"]
@@ -328,8 +320,7 @@ def test_an_overlay_copied_without_relocating_is_flagged(kov, tmp_path):
 
 
 def test_launcher_passes_shellcheck(kov, odd_overlay):
-    if shutil.which("shellcheck") is None:
-        missing("shellcheck")
+    require_shellcheck()
     for overlay in (kov, odd_overlay):
         for dialect in ("sh", "dash", "bash", "ksh"):
             launcher = overlay / "bin" / "overlay-venv-kernel"
