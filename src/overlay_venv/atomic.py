@@ -14,11 +14,15 @@ hold when the process dies without warning (SIGKILL, a node losing its job):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 STAGING_PREFIX = ".overlay-venv-tmp-"
@@ -91,6 +95,61 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def start_janitor(paths: list[Path]) -> subprocess.Popen:
+    """The janitor of the module docstring, for ``paths``; stop it with :func:`stop_janitor`."""
+    return subprocess.Popen(
+        ["/bin/sh", "-c", _JANITOR, "overlay-venv-janitor", *map(str, paths)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_janitor(janitor: subprocess.Popen) -> None:
+    janitor.kill()
+    janitor.wait()
+    if janitor.stdin is not None:
+        janitor.stdin.close()
+
+
+# Private temporary directories of install, sync and rebuild: the installer's own temporary files
+# go inside (TMPDIR points there), so one removal covers pip's build and unpack directories too.
+_TMP_NAME = re.compile(r"^overlay-venv-(?:install|artifacts|rebuild)-(?P<host>.+)-(?P<pid>\d+)-[^-]+$")
+
+
+def remove_stale_tmp(base: Path) -> list[Path]:
+    """Remove private temporary directories in ``base`` whose process (on this host) is gone: what a
+    kill left when the janitor died too (a whole process group or cgroup killed)."""
+    removed = []
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return removed
+    host = _host()
+    for name in names:
+        match = _TMP_NAME.match(name)
+        if match and match["host"] == host and int(match["pid"]) != os.getpid() and not _pid_alive(int(match["pid"])):
+            shutil.rmtree(base / name, ignore_errors=True)
+            removed.append(base / name)
+    return removed
+
+
+@contextlib.contextmanager
+def private_tmp(kind: str) -> Iterator[Path]:
+    """A temporary directory ``overlay-venv-KIND-HOST-PID-*`` that is removed when the block ends,
+    by the janitor if we are killed, or by the next run if the janitor was killed with us."""
+    base = Path(tempfile.gettempdir())
+    remove_stale_tmp(base)
+    path = Path(tempfile.mkdtemp(prefix=f"overlay-venv-{kind}-{_host()}-{os.getpid()}-", dir=base))
+    janitor = start_janitor([path])
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        stop_janitor(janitor)
+
+
 class Staging:
     """A staging directory for ``dest``: ``with Staging(dest) as stage: build in stage.path; stage.commit()``.
 
@@ -104,16 +163,18 @@ class Staging:
         # Where the old directory goes when no atomic swap is possible; the janitor watches it too.
         self._trash = dest.parent / staging_name()
         self._janitor: subprocess.Popen | None = None
+        self._lock: contextlib.AbstractContextManager | None = None
 
     def __enter__(self) -> Staging:
         remove_stale_staging(self.dest.parent)
-        self._janitor = subprocess.Popen(
-            ["/bin/sh", "-c", _JANITOR, "overlay-venv-janitor", str(self.path), str(self._trash)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        if (self.dest / "overlay-venv.json").is_file():
+            # Building a replacement (--clear, rebuild): the old overlay is locked until it is
+            # swapped out, so no install lands in it meanwhile (re-entrant for rebuild's own lock).
+            from .overlay_lock import command_text, overlay_lock
+
+            self._lock = overlay_lock(self.dest, command_text(), recover=False)
+            self._lock.__enter__()
+        self._janitor = start_janitor([self.path, self._trash])
         self.path.mkdir()
         return self
 
@@ -144,6 +205,6 @@ class Staging:
         # ended). Either way the janitor has nothing left to do: stop it rather than let it wait.
         shutil.rmtree(self.path, ignore_errors=True)
         if self._janitor is not None:
-            self._janitor.kill()
-            self._janitor.wait()
-            self._janitor.stdin.close()
+            stop_janitor(self._janitor)
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)

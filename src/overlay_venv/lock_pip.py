@@ -39,6 +39,7 @@ from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 
 from . import __version__
+from .atomic import private_tmp
 from .errors import OverlayError
 from .lock import (
     UNLOCKED,
@@ -118,10 +119,23 @@ def sha256_of(path: Path) -> str:
 
 def run_pip(python: str, environ: Mapping[str, str], args: Sequence[str], what: str, cwd: Optional[Path] = None) -> str:
     """Run the overlay's pip; its output is kept and shown only when it fails."""
+    from .overlay_lock import guarded, inherited_fds
+
     cmd = [python, "-m", "pip", *args]
+    if shutil.which(python) is None:
+        raise OverlayError(f"cannot run {python}: it is missing or not executable")
     try:
+        # Guarded and holding our lock, as install's pip (backends.run_streaming); subprocess.run
+        # kills it when we are interrupted, before the install is rolled back.
         result = subprocess.run(
-            cmd, env=dict(environ), cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace"
+            guarded(cmd),
+            pass_fds=inherited_fds(),
+            env=dict(environ),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
         )
     except OSError as exc:
         raise OverlayError(f"cannot run {python}: {exc}") from None
@@ -542,12 +556,15 @@ def install_lock(
     remove: Sequence[str] = (),
     warn=None,
     final: Optional[Path] = None,
+    after=None,
 ) -> None:
     """Install the lock's artifacts (or only ``names``) into ``overlay`` (replacing the overlay's own
     copies of other versions), then remove ``remove``. Every artifact is gathered and checked first, and
-    an sdist is refused: a bad artifact changes nothing. Removing comes last, so a failed install leaves
-    the rest; when anything did change before a failure, the error says what. ``final`` is the name
-    messages use when ``overlay`` is a staging directory (thrown away on failure)."""
+    an sdist is refused: a bad artifact changes nothing. Then pip installs and removes inside a
+    transaction: a failure, a kill or Ctrl-C at any point leaves the overlay as it was (rolled back),
+    and the error says so. ``after`` runs inside it too (sync records the lock's requests there).
+    ``final`` is the name messages use when ``overlay`` is a staging directory (thrown away on failure,
+    so no transaction is needed)."""
     from .layers import load_layering
 
     layering = load_layering(overlay, environ)
@@ -558,18 +575,58 @@ def install_lock(
         warn(drift)
     chosen = selected(lock, target, names)
     refuse_sdists(chosen, lock_file)
-    before = _own_versions(overlay) if final is None else None
-    with tempfile.TemporaryDirectory(prefix="overlay-venv-artifacts-") as tmp:
-        files = Path(tmp) / "files"
-        gather(chosen, files, layering.python, layering.environ, wheelhouse)
-        try:
-            if chosen:
-                pip_install(layering.python, layering.environ, chosen, files)
-            pip_uninstall(layering.python, layering.environ, list(remove))
-        except OverlayError as exc:
-            if before is None:
-                raise
-            raise OverlayError(f"{exc.message}; {_what_changed(overlay, before)}") from None
+    with private_tmp("artifacts") as tmp:
+        files = tmp / "files"
+        # pip's own temporary directories go into ours, which is removed however we end.
+        environ = {**layering.environ, "TMPDIR": str(tmp)}
+        gather(chosen, files, layering.python, environ, wheelhouse)
+        if final is not None:  # a staging directory: thrown away whole if anything fails
+            _install_files(overlay, layering.python, environ, chosen, files, remove, after)
+            return
+        _install_transaction(overlay, layering.python, environ, chosen, files, remove, after)
+
+
+def _install_files(overlay: Path, python: str, environ: Mapping[str, str], chosen, files: Path, remove, after) -> None:
+    from .metadata import read_record
+    from .scripts_guard import secure_scripts
+
+    if chosen:
+        pip_install(python, environ, chosen, files)
+    pip_uninstall(python, environ, list(remove))
+    secure_scripts(overlay / read_record(overlay).bin_dir)
+    if after is not None:
+        after()
+
+
+def _install_transaction(overlay: Path, python: str, environ: Mapping[str, str], chosen, files: Path, remove, after) -> None:
+    """:func:`_install_files` on a live overlay, all or nothing (see :mod:`overlay_venv.transaction`)."""
+    from .metadata import read_record
+    from .overlay_lock import command_text
+    from .transaction import UNCHANGED, Interrupted, begin, interrupted_error, scheme_dirs, space_words, terminations_interrupt
+
+    record = read_record(overlay)
+    txn = begin(overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
+
+    def state() -> str:
+        return f"{overlay} is unchanged" if txn.rollback() == UNCHANGED else f"rolled back: {overlay} is as it was before"
+
+    try:
+        with terminations_interrupt():
+            _install_files(overlay, python, environ, chosen, files, remove, after)
+            txn.commit()
+    except (KeyboardInterrupt, Interrupted) as exc:
+        raise interrupted_error(state() if txn.open else "the install had finished", exc) from None
+    except OverlayError as exc:
+        if txn.open:
+            raise OverlayError(f"{exc.message}; {state()}", details=exc.details) from None
+        raise
+    except OSError as exc:
+        if txn.open:
+            raise OverlayError(f"{space_words(exc)}: {state()}") from None
+        raise
+    finally:
+        if txn.open:
+            txn.rollback()
 
 
 def refuse_sdists(chosen: Sequence[tuple[LockedPackage, Artifact]], lock_file: str) -> None:
@@ -584,29 +641,6 @@ def refuse_sdists(chosen: Sequence[tuple[LockedPackage, Artifact]], lock_file: s
             f"{lock_file} has no wheel that fits for {shown}: installing a lock builds nothing, so it installs wheels "
             "only; build a wheel of each, install those and lock again"
         )
-
-
-def _own_versions(overlay: Path) -> dict[str, str]:
-    from .metadata import read_record
-
-    return overlay_versions(overlay, read_record(overlay).site_packages)
-
-
-def _what_changed(overlay: Path, before: Mapping[str, str]) -> str:
-    """After a failure: whether ``overlay`` still holds what it held ``before``, in words."""
-    from .lock import version_changes
-
-    try:
-        rows = version_changes(before, _own_versions(overlay))
-    except (OverlayError, OSError) as exc:
-        return f"{overlay} may have been changed (cannot read it: {exc})"
-    if not rows:
-        return f"{overlay} is unchanged"
-    words = [
-        f"+{name} {new}" if old == "-" else f"-{name} {old}" if new == "-" else f"{name} {old} -> {new}"
-        for name, old, new in rows
-    ]
-    return f"{overlay} was changed before the failure: {', '.join(words)}"
 
 
 def remember_requests(overlay: Path, requests: Sequence[str], allow_shadow: Sequence[str] = ()) -> None:
@@ -626,8 +660,16 @@ def populate_from_lock(lock: Lock, lock_file: str, wheelhouse: Optional[Path], d
     """The ``populate`` callback of ``create --from``: runs in the staging overlay, before the rename."""
 
     def populate(stage: Path, environ: dict[str, str]) -> None:
-        install_lock(stage, lock, lock_file, environ, wheelhouse, warn=warn, final=dest)
-        remember_requests(stage, lock.requests, lock.allow_shadow)
+        install_lock(
+            stage,
+            lock,
+            lock_file,
+            environ,
+            wheelhouse,
+            warn=warn,
+            final=dest,
+            after=lambda: remember_requests(stage, lock.requests, lock.allow_shadow),
+        )
 
     return populate
 
@@ -653,10 +695,11 @@ def populate_from_requests(
             layering.distributions, layering.marker_environment, named=wanted.names | wanted.constrained, allowed=allow_shadow
         )
         index = IndexOptions(sources.index_url, sources.extra_index_urls, sources.find_links, sources.no_index)
-        with tempfile.TemporaryDirectory(prefix="overlay-venv-rebuild-") as tmp:
-            constraints = Path(tmp) / "base-holds.txt"
+        with private_tmp("rebuild") as tmp:
+            constraints = tmp / "base-holds.txt"
             constraints.write_text(constraints_text(holds), encoding="utf-8")
-            job = Job(layering.python, layering.environ, index, wanted.pip_args, constraints, Path(tmp), quiet)
+            environ_ = {**layering.environ, "TMPDIR": str(tmp)}
+            job = Job(layering.python, environ_, index, wanted.pip_args, constraints, tmp, quiet)
             outcome = get_backend(PIP).install(job)
         if not outcome.ok:
             conflict = parse_conflict(outcome.output)
@@ -665,6 +708,10 @@ def populate_from_requests(
                 raise OverlayError(f"the requests do not install on this base; {overlay} is unchanged", details=lines)
             detail = pip_failure(outcome.held_back or outcome.output)
             raise OverlayError(f"the requests do not install on this base: {detail}; {overlay} is unchanged")
+        from .metadata import read_record
+        from .scripts_guard import secure_scripts
+
+        secure_scripts(stage / read_record(stage).bin_dir)
         remember_requests(stage, requests, allow_shadow)
 
     return populate

@@ -237,8 +237,11 @@ def clone(key: str, target: Path) -> Built | None:
         # The copied scripts and pyvenv.cfg name the directory the skeleton was built in.
         repoint(target, origin, str(target), built.bin_dir)
     except (OSError, ValueError, TypeError, KeyError):
-        # Damaged (a file removed by hand, a cache cleaner): forget it, and leave target empty.
-        shutil.rmtree(skeleton, ignore_errors=True)
+        # Damaged (a file removed by hand, a cache cleaner): forget it. A failure on our side (a
+        # full disk, a quota, no permission where the overlay goes) says nothing about the
+        # skeleton: keep it. Either way leave target empty.
+        if not _intact(skeleton / "tree", manifest.get("entries")):
+            shutil.rmtree(skeleton, ignore_errors=True)
         for child in target.iterdir():
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
@@ -251,6 +254,18 @@ def clone(key: str, target: Path) -> Built | None:
         pass
     prune(root)  # also clears what a killed store left
     return built
+
+
+def _intact(tree: Path, entries) -> bool:
+    """Is every entry of the manifest in the skeleton's tree, as the kind it was stored as?"""
+    kinds = {"d": stat.S_ISDIR, "l": stat.S_ISLNK, "f": stat.S_ISREG}
+    try:
+        for kind, relative, *_extra in entries:
+            if not kinds[kind](os.lstat(tree / relative).st_mode):
+                return False
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    return True
 
 
 def prune(root: Path) -> None:

@@ -16,6 +16,7 @@ when resolution fails: ``install`` replaces that with its own explanation, or sh
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -124,9 +125,16 @@ def run_streaming(cmd: Sequence[str], environ: Mapping[str, str], quiet: bool, h
     stdout and stderr share one pipe so their lines keep their order. From the first line of a pip
     failure block on (``hold_failure``), lines are kept back rather than echoed.
     """
+    from ..overlay_lock import guarded, inherited_fds
+
+    if shutil.which(cmd[0]) is None:
+        raise OverlayError(f"cannot run {cmd[0]}: it is missing or not executable")
     try:
+        # Guarded: killed with us; and holding our lock's descriptor, so the lock outlives us by
+        # exactly as long as the installer does (see overlay_lock).
         process = subprocess.Popen(
-            list(cmd),
+            guarded(cmd),
+            pass_fds=inherited_fds(),
             env=dict(environ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -140,15 +148,22 @@ def run_streaming(cmd: Sequence[str], environ: Mapping[str, str], quiet: bool, h
     shown: list[str] = []
     held: list[str] = []
     assert process.stdout is not None
-    for line in process.stdout:
-        if hold_failure and (held or line.startswith(_FAILURE_STARTS)):
-            held.append(line)
-            continue
-        shown.append(line)
-        if not quiet:
-            sys.stderr.write(line)
-            sys.stderr.flush()
-    returncode = process.wait()
+    try:
+        for line in process.stdout:
+            if hold_failure and (held or line.startswith(_FAILURE_STARTS)):
+                held.append(line)
+                continue
+            shown.append(line)
+            if not quiet:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+        returncode = process.wait()
+    except BaseException:
+        # Ctrl-C, a termination signal, a broken stderr: the installer must be gone before the
+        # caller rolls back what it wrote, or it would write on into the restored overlay.
+        process.kill()
+        process.wait()
+        raise
     return Outcome(returncode, "".join(shown + held), "".join(held))
 
 

@@ -45,6 +45,7 @@ import click
 )
 @click.option("--uv", "use_uv", is_flag=True, help="Install with uv (pip still resolves, with the base visible).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; only problems and errors.")
+@click.option("--no-wait", is_flag=True, help="Fail at once if another command is changing the overlay, instead of waiting.")
 def command(
     packages: tuple[str, ...],
     overlay_path: str | None,
@@ -60,6 +61,7 @@ def command(
     allow_shadow: tuple[str, ...],
     use_uv: bool,
     quiet: bool,
+    no_wait: bool,
 ) -> None:
     """Install packages into the overlay without breaking the base.
 
@@ -73,6 +75,10 @@ def command(
     overlay exactly as it was. Afterwards it shows what the overlay now shadows and runs the check of
     `overlay-venv check`. The requests are recorded in NAME/overlay-venv.json.
 
+    All or nothing: if pip fails, is interrupted (Ctrl-C) or the disk fills up, the overlay is rolled
+    back to what it was; if overlay-venv is killed, pip dies with it and the next command rolls back.
+    One install at a time: a second one waits for the first (or fails with --no-wait).
+
     Plain `pip install` in an activated overlay still works, unguarded.
 
     \b
@@ -84,23 +90,40 @@ def command(
         overlay-venv install --overlay myenv --uv tool       # uv installs what pip resolved
         overlay-venv install --no-index -f ./wheels tool
     """
-    import shutil
-    import tempfile
     from pathlib import Path
 
-    from ..backends import PIP, UV, IndexOptions, Job, get_backend, run_in_background
+    from ..backends import PIP, UV, get_backend
     from ..errors import OverlayError
-    from ..install import constraints_text, derive_holds, overlay_snapshot, pth_files_of, read_requests
-    from ..layers import check_requirements, load_layering
-    from ..metadata import find_overlay, read_record
+    from ..install import read_requests
+    from ..metadata import find_overlay
+    from ..overlay_lock import command_text, overlay_lock
 
     if not (packages or requirement_files or editables):
         raise OverlayError("nothing to install: name packages, or give -r FILE or -e PATH")
     overlay = find_overlay(Path(overlay_path) if overlay_path else None)
     backend = get_backend(UV if use_uv else PIP)  # a missing uv is reported before any work
     requests = read_requests(packages, requirement_files, editables, constraint_files)
-    record = read_record(overlay)
+    options = (index_url, extra_index_urls, find_links, no_index, pre, upgrade, allow_shadow, quiet)
+    with overlay_lock(overlay, command_text(), wait=not no_wait):
+        report = _install(overlay, backend, requests, options)
+    report()
 
+
+def _install(overlay, backend, requests, options):
+    """The install proper, under the overlay's lock and inside a transaction; returns what prints the
+    outcome (called after the lock is released: a waiting install need not wait for our output)."""
+    from ..atomic import private_tmp
+    from ..backends import IndexOptions, Job, run_in_background
+    from ..errors import OverlayError
+    from ..install import constraints_text, derive_holds, pth_files_of
+    from ..layers import check_requirements, load_layering
+    from ..metadata import read_record
+    from ..overlay_lock import command_text
+    from ..scripts_guard import secure_scripts
+    from ..transaction import Interrupted, begin, interrupted_error, scheme_dirs, space_words, terminations_interrupt
+
+    index_url, extra_index_urls, find_links, no_index, pre, upgrade, allow_shadow, quiet = options
+    record = read_record(overlay)
     layering = load_layering(overlay, requirements=True)
     warnings: list[str] = []
     holds = derive_holds(
@@ -110,47 +133,55 @@ def command(
         allowed=allow_shadow,
         warnings=warnings,
     )
-    snapshot = overlay_snapshot(overlay, record.site_packages)
     pth_files = pth_files_of(layering)
     # What was already broken, computed while the installer runs: only new breakage is reported after.
     broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
 
-    workdir = Path(tempfile.mkdtemp(prefix="overlay-venv-install-"))
-    try:
+    with private_tmp("install") as workdir:
         constraints = workdir / "base-holds.txt"
         constraints.write_text(constraints_text(holds), encoding="utf-8")
         index = IndexOptions(index_url, tuple(extra_index_urls), tuple(find_links), no_index, pre, upgrade)
-        job = Job(layering.python, layering.environ, index, requests.pip_args, constraints, workdir, quiet)
-        outcome = backend.install(job)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        # pip's own temporary directories go into ours, which is removed however we end.
+        environ = {**layering.environ, "TMPDIR": str(workdir)}
+        job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet)
+        txn = begin(overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
+        try:
+            with terminations_interrupt():
+                outcome = backend.install(job)
+                if not outcome.ok:
+                    _failed(outcome, holds, requests, txn.rollback(), backend.name)
+                secure_scripts(overlay / record.bin_dir)
+                return _succeeded(overlay, layering, pth_files, requests, allow_shadow, broken_before(), warnings, quiet, txn)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            raise interrupted_error(txn.rollback() if txn.open else "the install had finished", exc) from None
+        except OverlayError as exc:
+            if txn.open:
+                raise OverlayError(f"{exc.message}; {txn.rollback()}", details=exc.details) from None
+            raise
+        except OSError as exc:
+            if txn.open:
+                raise OverlayError(f"{space_words(exc)}: {txn.rollback()}") from None
+            raise
+        finally:
+            if txn.open:
+                txn.rollback()
 
-    if not outcome.ok:
-        _failed(outcome, holds, requests, overlay, record, snapshot, backend.name)
-    _succeeded(overlay, layering, pth_files, requests, allow_shadow, broken_before(), warnings, quiet)
 
-
-def _failed(outcome, holds, requests, overlay, record, snapshot, tool: str) -> None:
+def _failed(outcome, holds, requests, state: str, tool: str) -> None:
     from ..errors import OverlayError
-    from ..install import explain_conflict, overlay_snapshot, parse_conflict
+    from ..install import explain_conflict, parse_conflict
 
     conflict = parse_conflict(outcome.output)
     lines = explain_conflict(conflict, holds, requests) if conflict else None
     if not lines and outcome.held_back:
         lines = outcome.held_back.rstrip("\n").splitlines()
-    unchanged = overlay_snapshot(overlay, record.site_packages) == snapshot
-    state = (
-        "nothing was installed; the overlay is unchanged"
-        if unchanged
-        else "the overlay was changed part-way (see overlay-venv list)"
-    )
     who = "uv" if tool == "uv" and outcome.stage == "install" else "pip"
     raise OverlayError(f"{who} failed (exit status {outcome.returncode}): {state}", details=lines or ())
 
 
-def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before, warnings, quiet: bool) -> None:
+def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before, warnings, quiet: bool, txn):
     from ..install import merge_requests, overlay_changes, problem_key, relayer
-    from ..layers import align, canonical_name, check_requirements, colour_enabled, load_layering
+    from ..layers import canonical_name, check_requirements, load_layering
     from ..metadata import read_record, write_record
     from ..sources import redact_url
 
@@ -174,6 +205,12 @@ def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before
         record.requests = merged
         record.allow_shadow = allowed
         write_record(overlay, record)
+    txn.commit()  # from here the install counts as done: what follows only reports it
+    return lambda: _report(changes, problems, new, allow_shadow, distributions, warnings, quiet)
+
+
+def _report(changes, problems, new, allow_shadow, distributions, warnings, quiet: bool) -> None:
+    from ..layers import align, colour_enabled
 
     colour = colour_enabled()
     for warning in dict.fromkeys(warnings):

@@ -27,6 +27,7 @@ import click
     help="As for install: let the overlay get its own NAME (repeatable). Those recorded by install are always applied.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output from pip.")
+@click.option("--no-wait", is_flag=True, help="Fail at once if another command is changing the overlay, instead of waiting.")
 def command(
     name: str,
     lock_file: str | None,
@@ -38,6 +39,7 @@ def command(
     no_index: bool,
     allow_shadow: tuple[str, ...],
     quiet: bool,
+    no_wait: bool,
 ) -> None:
     """Recreate the overlay NAME on the current base from its top-level requests.
 
@@ -60,6 +62,23 @@ def command(
     import os
     from pathlib import Path
 
+    from ..metadata import is_overlay
+    from ..overlay_lock import command_text, overlay_lock
+
+    sources_given = (index_url, extra_index_urls, find_links, no_index)
+    overlay = Path(os.path.abspath(name))
+    if not is_overlay(overlay):
+        _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_shadow, quiet)
+        return
+    # The old overlay stays locked until the new one replaced it: no install lands in it meanwhile.
+    with overlay_lock(overlay, command_text(), wait=not no_wait):
+        _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_shadow, quiet)
+
+
+def _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_shadow, quiet) -> None:
+    import os
+    from pathlib import Path
+
     from ..create import CreateOptions, create_overlay
     from ..errors import OverlayError
     from ..layers import align, canonical_name, load_layering
@@ -68,7 +87,7 @@ def command(
     from ..metadata import is_overlay, read_record
     from ..sources import Sources
 
-    overlay = Path(os.path.abspath(name))
+    index_url, extra_index_urls, find_links, no_index = sources_given
     exists = is_overlay(overlay)
     record = read_record(overlay) if exists else None
     lock = parse_lock(Path(lock_file).read_text(encoding="utf-8"), lock_file) if lock_file else None

@@ -13,14 +13,16 @@ import click
     help="Take every artifact from DIR; no index is used.",
 )
 @click.option("--dry-run", is_flag=True, help="Only show what would change.")
-def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool) -> None:
+@click.option("--no-wait", is_flag=True, help="Fail at once if another command is changing the overlay, instead of waiting.")
+def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool, no_wait: bool) -> None:
     """Make the overlay NAME hold exactly the distributions locked in FILE.
 
     Installs what is missing, changes what differs, then removes what FILE does not lock (pip stays);
     the base is never touched. Every artifact is fetched and checked against its sha256 before the
     overlay changes, and installed with hashes required, no dependency resolution and nothing built:
     a tampered or missing artifact, or an sdist, leaves the overlay as it was. Should pip fail later,
-    the error says whether the overlay changed.
+    be interrupted or the disk fill up, the overlay is rolled back (a killed sync is rolled back by the
+    next command). One change at a time: a second sync or install waits (or fails with --no-wait).
 
     \b
     Examples:
@@ -28,15 +30,32 @@ def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool) ->
         overlay-venv sync myenv pylock.toml --wheelhouse /shared/wheelhouse   # no index access
         overlay-venv sync myenv pylock.toml --dry-run
     """
-    import os
     from pathlib import Path
 
-    from ..lock import parse_lock, plan_sync
-    from ..lock_pip import install_lock, overlay_versions, remember_requests
-    from ..metadata import find_overlay, read_record
+    from ..lock import parse_lock
+    from ..metadata import find_overlay
+    from ..overlay_lock import command_text, overlay_lock
 
     overlay = find_overlay(Path(name))
     lock = parse_lock(Path(lock_file).read_text(encoding="utf-8"), lock_file)
+    if dry_run:
+        from ..transaction import recover
+
+        recover(overlay, lambda text: click.echo(text, err=True))  # show what a real sync would change
+        _sync(overlay, name, lock, lock_file, wheelhouse, True)
+        return
+    with overlay_lock(overlay, command_text(), wait=not no_wait):
+        _sync(overlay, name, lock, lock_file, wheelhouse, False)
+
+
+def _sync(overlay, name: str, lock, lock_file: str, wheelhouse: str | None, dry_run: bool) -> None:
+    import os
+    from pathlib import Path
+
+    from ..lock import plan_sync
+    from ..lock_pip import install_lock, overlay_versions, remember_requests
+    from ..metadata import read_record
+
     record = read_record(overlay)
     plan = plan_sync(lock, overlay_versions(overlay, record.site_packages))
     lines = [f"  install {name_} {lock.by_name()[name_].version}" for name_ in plan.install]
@@ -61,7 +80,7 @@ def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool) ->
         # Changed ones are replaced by the install itself; these go only once it succeeded.
         remove=[item[0] for item in plan.remove],
         warn=lambda text: click.echo(f"overlay-venv: warning: {text}", err=True),
+        after=lambda: remember_requests(overlay, lock.requests, lock.allow_shadow),
     )
-    remember_requests(overlay, lock.requests, lock.allow_shadow)
     click.echo(f"synced {overlay} to {lock_file}:")
     click.echo("\n".join(lines))

@@ -1,0 +1,351 @@
+"""Installs that happen whole or not at all.
+
+Before an installer runs, :func:`begin` takes a snapshot of every directory of the overlay the
+installer may write (``bin``, ``lib``, ``include``, ``share``, ``etc``: pip's install scheme) made of
+hard links, plus copies of the overlay's own small files (its record, ``pyvenv.cfg``). That costs
+one link per file, no data. It is sound because pip (and uv, and overlay-venv itself) never writes
+into an installed file: it unlinks and writes anew, or writes aside and renames, so the linked
+inode in the snapshot keeps the old bytes. ``.pth`` files are the exception pip may rewrite in
+place (legacy ``easy-install.pth``), so those are copied.
+
+The snapshot is built under a temporary name and renamed to ``OVERLAY/.overlay-venv-txn`` when
+complete: from that moment, and until :meth:`Transaction.commit` renames it away again, the
+overlay counts as "being changed". If the process dies in between (SIGKILL, a node lost, a full
+disk that breaks even the rollback), the next command that takes the overlay's lock finds the
+directory and restores the snapshot (:func:`recover_locked`). A failure or Ctrl-C in the process
+itself rolls back at once.
+
+Restoring swaps each snapshotted directory with the live one in one step (``renameat2`` with
+``RENAME_EXCHANGE``; two renames where the filesystem lacks it). Every snapshot directory carries a
+marker file, so a restore that is itself interrupted knows, per directory, whether the swap was
+done: a live directory holding the marker is the restored one. Restoring is idempotent; running it
+twice, or after a kill at any point of it, ends in the snapshot's state.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import shutil
+import signal
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .atomic import _exchange
+from .errors import OverlayError
+
+TXN = ".overlay-venv-txn"
+NEW_PREFIX = ".overlay-venv-txn-new-"
+DONE_PREFIX = ".overlay-venv-txn-done-"
+MARKER = ".overlay-venv-snapshot"
+MANIFEST = "manifest.json"
+# Top-level directories of the overlay pip's install scheme writes into (scripts, purelib/platlib,
+# headers, and data files, which mostly land in share/ and etc/).
+SCHEME_DIRS = ("bin", "lib", "include", "share", "etc", "man")
+OWN_FILES = ("overlay-venv.json", "pyvenv.cfg")
+
+UNCHANGED = "nothing was installed; the overlay is unchanged"
+ROLLED_BACK = "rolled back: the overlay is as it was before"
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP during an install: ends it like Ctrl-C, so it is rolled back at once."""
+
+
+def scheme_dirs(bin_dir: str, site_packages: list[str]) -> list[str]:
+    """The overlay's top-level directories an install may write, for a record's layout."""
+    names = [Path(bin_dir).parts[0], *(Path(rel).parts[0] for rel in site_packages), *SCHEME_DIRS]
+    return list(dict.fromkeys(names))
+
+
+def _link_tree(source: str, target: str) -> None:
+    """A copy of ``source`` made of hard links (``.pth`` files copied, see the module docstring)."""
+    os.mkdir(target)
+    shutil.copystat(source, target, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(source):
+        rel = os.path.relpath(dirpath, source)
+        into = target if rel == "." else os.path.join(target, rel)
+        for name in dirnames + filenames:
+            src, dst = os.path.join(dirpath, name), os.path.join(into, name)
+            mode = os.lstat(src).st_mode
+            if stat.S_ISLNK(mode):
+                os.symlink(os.readlink(src), dst)
+            elif stat.S_ISDIR(mode):
+                os.mkdir(dst)
+                shutil.copystat(src, dst, follow_symlinks=False)
+            elif name.endswith(".pth"):
+                shutil.copy2(src, dst)
+            else:
+                os.link(src, dst, follow_symlinks=False)
+        # os.walk does not descend into symlinks to directories, which were recreated as links above
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_leftovers(overlay: Path) -> None:
+    """Remove snapshots that were never started (a kill while one was built) or already finished
+    (a kill while one was thrown away). Neither says anything about the overlay's state."""
+    try:
+        names = os.listdir(overlay)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith((NEW_PREFIX, DONE_PREFIX)):
+            _rmtree(overlay / name)
+
+
+class Transaction:
+    """An install in progress on ``overlay``; see the module docstring."""
+
+    def __init__(self, overlay: Path, path: Path, manifest: dict):
+        self.overlay = overlay
+        self.path = path
+        self.manifest = manifest
+        self.open = True
+
+    # -- outcome -----------------------------------------------------------------------------
+
+    def changed(self) -> bool:
+        """Does the live overlay differ from the snapshot? Compares which inode every name has, so it
+        sees any file pip wrote, removed or replaced; bytecode caches are not compared."""
+        if any((self.overlay / name).exists() for name in self.manifest["absent"]):
+            return True
+        for name in self.manifest["files"]:
+            try:
+                if (self.overlay / name).read_bytes() != (self.path / "files" / name).read_bytes():
+                    return True
+            except OSError:
+                return True
+        for name in self.manifest["dirs"]:
+            if _inodes(self.overlay / name) != _inodes(self.path / "tree" / name):
+                return True
+        return False
+
+    def commit(self) -> None:
+        """The install is complete: drop the snapshot. The rename is the moment it counts as done."""
+        done = self.overlay / f"{DONE_PREFIX}{secrets.token_hex(4)}"
+        os.rename(self.path, done)
+        self.open = False
+        _rmtree(done)
+
+    def rollback(self) -> str:
+        """Put the overlay back as the snapshot has it; returns what happened, in words."""
+        with _signals_ignored():
+            if not self.changed():
+                self.commit()  # nothing to restore: throwing the snapshot away is the same
+                return UNCHANGED
+            restore(self.overlay, self.path)
+            self.open = False
+            return ROLLED_BACK
+
+
+def _inodes(root: Path) -> dict[str, object]:
+    """What identifies each entry under ``root`` across the snapshot and the live tree: a linked
+    file's inode, a copied ``.pth`` file's bytes, a symlink's target; directories only exist."""
+    found: dict[str, object] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in dirnames + filenames:
+            if name == MARKER:
+                continue
+            path = os.path.join(dirpath, name)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                found[os.path.relpath(path, root)] = os.readlink(path)
+            elif stat.S_ISDIR(info.st_mode):
+                found[os.path.relpath(path, root)] = None
+            elif name.endswith(".pth"):
+                try:
+                    with open(path, "rb") as handle:
+                        found[os.path.relpath(path, root)] = handle.read()
+                except OSError:
+                    found[os.path.relpath(path, root)] = b"?"
+            else:
+                found[os.path.relpath(path, root)] = info.st_ino
+    return found
+
+
+def begin(overlay: Path, dirs: list[str], command: str) -> Transaction:
+    """Snapshot ``dirs`` (top-level names) of ``overlay`` and mark it as being changed. Nothing of
+    the overlay itself is touched here: a failure (a full disk) leaves it as it was."""
+    remove_leftovers(overlay)
+    if (overlay / TXN).exists():  # the caller holds the lock, so this is an interrupted one
+        restore(overlay, overlay / TXN)
+    new = overlay / f"{NEW_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    present = [name for name in dirs if _is_real_dir(overlay / name)]
+    manifest = {
+        "command": command,
+        "pid": os.getpid(),
+        "dirs": present,
+        "absent": [name for name in dirs if name not in present and not os.path.lexists(overlay / name)],
+        "files": [name for name in OWN_FILES if (overlay / name).is_file() and not (overlay / name).is_symlink()],
+    }
+    try:
+        new.mkdir()
+        (new / "tree").mkdir()
+        (new / "files").mkdir()
+        for name in present:
+            _link_tree(str(overlay / name), str(new / "tree" / name))
+            (new / "tree" / name / MARKER).write_bytes(b"")
+        for name in manifest["files"]:
+            shutil.copy2(overlay / name, new / "files" / name)
+        (new / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        os.rename(new, overlay / TXN)
+    except OSError as exc:
+        _rmtree(new)
+        raise OverlayError(
+            f"cannot prepare the install ({exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}); "
+            f"{UNCHANGED}"
+        ) from None
+    return Transaction(overlay, overlay / TXN, manifest)
+
+
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def restore(overlay: Path, txn: Path) -> None:
+    """Make ``overlay`` what the snapshot in ``txn`` holds, then remove ``txn``. Safe to interrupt and
+    run again at any point."""
+    try:
+        manifest = json.loads((txn / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        # The manifest is written before the snapshot is renamed into place, so this is not ours.
+        raise OverlayError(f"{txn} is damaged (no readable {MANIFEST}); move it away by hand") from None
+    discard = txn / "discard"
+    discard.mkdir(exist_ok=True)
+    for name in manifest["dirs"]:
+        _restore_dir(overlay / name, txn / "tree" / name, discard / name)
+    for name in manifest["absent"]:  # made by the install (data files): not there before
+        if os.path.lexists(overlay / name):
+            _rmtree(discard / name)
+            os.rename(overlay / name, discard / name)
+    for name in manifest["files"]:
+        partial = overlay / f".{name}.restore"
+        shutil.copy2(txn / "files" / name, partial)
+        os.replace(partial, overlay / name)
+    done = overlay / f"{DONE_PREFIX}{secrets.token_hex(4)}"
+    os.rename(txn, done)
+    _rmtree(done)
+
+
+def _restore_dir(live: Path, snap: Path, discard: Path) -> None:
+    if (live / MARKER).exists():
+        pass  # swapped already: what is at snap (or discard) is the install's, to be thrown away
+    elif snap.exists():
+        if os.path.lexists(live):
+            if not _exchange(snap, live):
+                _rmtree(discard)
+                os.rename(live, discard)
+                os.rename(snap, live)
+        else:
+            os.rename(snap, live)  # an interrupted two-rename restore
+    else:
+        return  # neither marker nor snapshot: restored and cleaned up by an earlier run
+    _rmtree(snap)
+    _rmtree(discard)
+    (live / MARKER).unlink(missing_ok=True)
+
+
+def interrupted(overlay: Path) -> bool:
+    """Is an install into ``overlay`` unfinished? (One stat; for read-only commands.)"""
+    return os.path.isdir(overlay / TXN)
+
+
+def describe(overlay: Path) -> str:
+    try:
+        manifest = json.loads((overlay / TXN / MANIFEST).read_text(encoding="utf-8"))
+        return f"`{manifest['command']}` (pid {manifest['pid']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "an install"
+
+
+def recover_locked(overlay: Path, say: Callable[[str], None]) -> bool:
+    """With the overlay's lock held: roll back an install that was interrupted, saying so in one line.
+    True if there was one. Also clears what killed commands left beside the overlay (staging
+    directories of a create whose janitor was killed with it)."""
+    from .atomic import remove_stale_staging
+
+    remove_leftovers(overlay)
+    remove_stale_staging(overlay.parent)
+    if not interrupted(overlay):
+        return False
+    who = describe(overlay)
+    try:
+        with _signals_ignored():
+            restore(overlay, overlay / TXN)
+    except OSError as exc:
+        raise OverlayError(
+            f"{overlay}: an install ({who}) was interrupted, and rolling it back failed: {exc.strerror or exc}"
+        ) from None
+    say(f"overlay-venv: {who} was interrupted before it finished; {ROLLED_BACK}")
+    return True
+
+
+def recover(overlay: Path, say: Callable[[str], None]) -> bool:
+    """For commands that only read an overlay: if an install was interrupted (its holder gone) roll it
+    back first; if one is running now, leave it alone. Costs one stat when there is nothing to do."""
+    if not interrupted(overlay):
+        return False
+    from .overlay_lock import overlay_lock
+
+    try:
+        with overlay_lock(overlay, "overlay-venv (rolling back an interrupted install)", wait=False, recover=False):
+            return recover_locked(overlay, say)
+    except OverlayError as exc:
+        if "not waiting" in exc.message:
+            return False  # an install is running: its holder finishes or rolls back itself
+        raise
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A restore that a second Ctrl-C cut short would be finished by the next command anyway, but
+    finishing it now is kinder."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def terminations_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a batch system's time limit, a closed terminal) raise :class:`Interrupted`
+    inside the block, so the install is rolled back at once rather than left for the next command."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
+def interrupted_error(state: str, exc: BaseException) -> OverlayError:
+    """The one line for an install ended by Ctrl-C or a termination signal, exit status 130."""
+    what = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else f"interrupted ({exc})"
+    error = OverlayError(f"{what}: {state}")
+    error.exit_code = 130
+    return error
+
+
+def space_words(exc: OSError) -> str:
+    return "no space left on the device" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))

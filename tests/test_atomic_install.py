@@ -1,0 +1,333 @@
+"""Installs that are all or nothing: SIGKILL, Ctrl-C, a full disk and pip failures never leave half a package.
+
+Real pip installs from local wheels (no network) into overlays on the read-only 3.9 release. The wheel
+``manyfiles`` has 1,200 small modules, so a kill at a random moment often lands while pip writes. After
+every kill the overlay must be as before or as after: every dist-info's RECORD files exist with their
+hashes, no package directory without a dist-info, one copy of the package, and what ``list`` reads
+(the dist-info) is what Python imports.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_base, overlay_venv
+
+from overlay_venv import transaction
+from overlay_venv.lock_pip import overlay_versions
+
+MODULES = 1200
+PACKAGE = "manyfiles"
+KILLS = 100
+WORKERS = 4
+
+
+def build_manyfiles(wheels: Path) -> None:
+    modules = {f"{PACKAGE}/m{i:04d}.py": f"X = {i}\n" * 20 for i in range(MODULES)}
+    for version in ("1.0", "2.0"):
+        init = f"__version__ = {version!r}\n\ndef main():\n    print(__version__)\n"
+        make_base.build_wheel(
+            wheels, PACKAGE, version, modules={**modules, f"{PACKAGE}/__init__.py": init}, console_scripts={"manytool": f"{PACKAGE}:main"}
+        )
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("atomic-wheels")
+    build_manyfiles(path)
+    return path
+
+
+def new_overlay(release, parent: Path, name: str = "ov") -> Path:
+    overlay_venv("create", str(parent / name), env=release.env())
+    return parent / name
+
+
+def install_cmd(overlay: Path, wheels: Path, version: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "overlay_venv", "install", "--overlay", str(overlay), "--no-index", "-f", str(wheels), f"{PACKAGE}=={version}", "-q", *extra]
+
+
+def site_of(overlay: Path) -> Path:
+    return next((overlay / "lib").glob("python3.*/site-packages"))
+
+
+_OURS = ("_overlay_venv", "~overlay_venv", "_virtualenv", "__pycache__")
+
+
+def half_installed(site: Path) -> list[str]:
+    """What is wrong in ``site`` as an installer left it; [] when every distribution is whole."""
+    problems = []
+    owned = set()
+    for info in sorted(site.glob("*.dist-info")):
+        record = info / "RECORD"
+        if not record.is_file():
+            problems.append(f"{info.name} has no RECORD")
+            continue
+        for row in csv.reader(record.read_text(encoding="utf-8").splitlines()):
+            if not row:
+                continue
+            path, digest = row[0], (row[1] if len(row) > 1 else "")
+            owned.add(Path(path).parts[0])
+            if "__pycache__" in path or path.endswith(".pyc"):
+                continue  # bytecode: written whole by rename, and the seeded pip lists some it lacks
+            full = site / path
+            if not os.path.lexists(full):
+                problems.append(f"{path} of {info.name} is missing")
+            elif digest:
+                algorithm, _, expected = digest.partition("=")
+                got = base64.urlsafe_b64encode(hashlib.new(algorithm, full.read_bytes()).digest()).rstrip(b"=").decode()
+                if got != expected:
+                    problems.append(f"{path} of {info.name} has other bytes than its RECORD says")
+    for entry in sorted(site.iterdir()):
+        name = entry.name
+        if name.endswith((".dist-info", ".pth", ".virtualenv")) or name.startswith(_OURS):
+            continue
+        if name not in owned:
+            problems.append(f"{name} belongs to no dist-info")
+    copies = [info.name for info in site.glob(f"{PACKAGE}-*.dist-info")]
+    if len(copies) > 1:
+        problems.append(f"{len(copies)} copies of {PACKAGE}: {copies}")
+    return problems
+
+
+def imported_version(overlay: Path, release) -> str:
+    result = subprocess.run(
+        [str(overlay / "bin" / "python"), "-c", f"import {PACKAGE}; print({PACKAGE}.__version__)"],
+        env=release.env(),
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip() if result.returncode == 0 else "(no import)"
+
+
+def listed_version(overlay: Path) -> str:
+    return overlay_versions(overlay, [str(site_of(overlay).relative_to(overlay))]).get(PACKAGE, "(none)")
+
+
+def installers_of(overlay: Path) -> list[str]:
+    """Command lines of running processes that use the overlay's interpreter (pip, or the guard)."""
+    needle = os.fsencode(str(overlay / "bin" / "python"))
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        if needle in cmdline:
+            found.append(cmdline.replace(b"\0", b" ").decode("utf-8", "replace"))
+    return found
+
+
+def wait_gone(overlay: Path, seconds: float = 3.0) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = installers_of(overlay)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.02)
+
+
+def whole(overlay: Path, release) -> list[str]:
+    problems = half_installed(site_of(overlay))
+    listed, imported = listed_version(overlay), imported_version(overlay, release)
+    if listed != imported:
+        problems.append(f"list says {listed}, Python imports {imported}")
+    return problems
+
+
+def kill_worker(release, overlay: Path, commands, kills: int, seed: int, stats: dict, lock: threading.Lock) -> None:
+    """Run ``commands(i)`` again and again, SIGKILL each at a random moment within the time a full
+    run takes, and check the overlay after each (rolled back in-process as the next command would)."""
+    rng = random.Random(seed)
+    start = time.monotonic()
+    subprocess.run(commands(0), env=release.env(), check=True, capture_output=True)
+    full = time.monotonic() - start
+    done = i = 0
+    while done < kills:
+        i += 1
+        process = subprocess.Popen(commands(i), env=release.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=rng.uniform(0, full * 1.1))
+            with lock:
+                stats["finished"] += 1
+            continue
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        done += 1
+        left = wait_gone(overlay)
+        before = half_installed(site_of(overlay))
+        transaction.recover(overlay, lambda _text: None)
+        after = whole(overlay, release)
+        with lock:
+            stats["kills"] += 1
+            stats["half before recovery"] += bool(before)
+            if left:
+                stats["installers left"].append(left)
+            if after:
+                stats["broken"].append(after)
+
+
+def run_kills(release, overlays_and_commands, kills: int) -> dict:
+    stats = {"kills": 0, "finished": 0, "half before recovery": 0, "installers left": [], "broken": []}
+    lock = threading.Lock()
+    per = kills // len(overlays_and_commands)
+    threads = [
+        threading.Thread(target=kill_worker, args=(release, overlay, commands, per, seed, stats, lock))
+        for seed, (overlay, commands) in enumerate(overlays_and_commands)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return stats
+
+
+def test_sigkill_at_random_moments_during_install_and_sync_leaves_nothing_half_installed(release39, wheels, tmp_path):
+    started = time.monotonic()
+    jobs = []
+    # install: alternating versions, so every run replaces 1,200 files
+    for n in range(WORKERS // 2):
+        overlay = new_overlay(release39, tmp_path, f"inst{n}")
+        jobs.append((overlay, lambda i, ov=overlay: install_cmd(ov, wheels, "2.0" if i % 2 == 0 else "1.0")))
+    # sync: between two locks, one per version
+    locks = {}
+    for version in ("1.0", "2.0"):
+        source = new_overlay(release39, tmp_path, f"lock{version}")
+        subprocess.run(install_cmd(source, wheels, version), env=release39.env(), check=True, capture_output=True)
+        locks[version] = tmp_path / f"pylock.{version}.toml"
+        overlay_venv("lock", str(source), "-o", str(locks[version]), "--no-index", "-f", str(wheels), env=release39.env())
+    for n in range(WORKERS - WORKERS // 2):
+        overlay = new_overlay(release39, tmp_path, f"sync{n}")
+        jobs.append(
+            (
+                overlay,
+                lambda i, ov=overlay: [sys.executable, "-m", "overlay_venv", "sync", str(ov), str(locks["2.0" if i % 2 == 0 else "1.0"])],
+            )
+        )
+    stats = run_kills(release39, jobs, KILLS)
+    elapsed = time.monotonic() - started
+    print(
+        f"\n{stats['kills']} SIGKILLs ({stats['finished']} runs finished first) in {elapsed:.0f} s: "
+        f"{stats['half before recovery']} left a half-installed package before the roll-back, "
+        f"{len(stats['broken'])} after it; {len(stats['installers left'])} left an installer running"
+    )
+    assert stats["kills"] == KILLS
+    assert stats["broken"] == []
+    assert stats["installers left"] == []
+    # The kills did land while pip wrote: without the roll-back these would be half-installed packages.
+    assert stats["half before recovery"] > 0
+
+
+def test_the_next_command_rolls_back_and_says_so(release39, wheels, tmp_path):
+    overlay = new_overlay(release39, tmp_path)
+    subprocess.run(install_cmd(overlay, wheels, "1.0"), env=release39.env(), check=True, capture_output=True)
+    process = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=release39.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill once pip is writing: the new version's first files appear while the old dist-info is there.
+    deadline = time.monotonic() + 60
+    while not (transaction.interrupted(overlay) and installers_of(overlay)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    assert wait_gone(overlay) == []
+    assert transaction.interrupted(overlay)
+    retry = subprocess.run(install_cmd(overlay, wheels, "1.0"), env=release39.env(), capture_output=True, text=True)
+    assert retry.returncode == 0, retry.stderr
+    assert "was interrupted before it finished; rolled back: the overlay is as it was before" in retry.stderr
+    assert f"`overlay-venv install --overlay {overlay}" in retry.stderr
+    assert not transaction.interrupted(overlay)
+    assert whole(overlay, release39) == []
+    assert listed_version(overlay) == "1.0"
+
+
+def test_two_concurrent_installs_of_two_versions_serialize(release39, wheels, tmp_path):
+    overlay = new_overlay(release39, tmp_path)
+    for _round in range(3):
+        first = subprocess.Popen(install_cmd(overlay, wheels, "1.0"), env=release39.env(), stderr=subprocess.PIPE, text=True)
+        second = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=release39.env(), stderr=subprocess.PIPE, text=True)
+        errors = [first.communicate()[1], second.communicate()[1]]
+        assert first.returncode == 0 and second.returncode == 0, errors
+        waited = [line for text in errors for line in text.splitlines() if line.startswith("overlay-venv: waiting for")]
+        assert len(waited) <= 1
+        assert half_installed(site_of(overlay)) == []
+        assert len(list(site_of(overlay).glob(f"{PACKAGE}-*.dist-info"))) == 1
+        assert listed_version(overlay) == imported_version(overlay, release39)
+
+
+def test_a_killed_overlay_venv_leaves_no_pip_and_an_immediate_retry_waits_for_nothing(release39, wheels, tmp_path):
+    overlay = new_overlay(release39, tmp_path)
+    process = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=release39.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(" -m pip install" in line for line in installers_of(overlay)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert installers_of(overlay), "pip never started"
+    process.kill()
+    process.wait()
+    assert wait_gone(overlay, 2.0) == []
+    retry = subprocess.run(install_cmd(overlay, wheels, "1.0", "--no-wait"), env=release39.env(), capture_output=True, text=True)
+    assert retry.returncode == 0, retry.stderr
+    assert whole(overlay, release39) == []
+
+
+def test_ctrl_c_rolls_back_with_a_true_message(release39, wheels, tmp_path):
+    overlay = new_overlay(release39, tmp_path)
+    subprocess.run(install_cmd(overlay, wheels, "1.0"), env=release39.env(), check=True, capture_output=True)
+    # As a terminal does: SIGINT to the whole foreground process group, once pip is writing.
+    process = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=release39.env(), stderr=subprocess.PIPE, text=True, start_new_session=True)
+    new_files = site_of(overlay) / f"{PACKAGE}-2.0.dist-info"
+    deadline = time.monotonic() + 60
+    while not (any(" -m pip install" in line for line in installers_of(overlay))) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGINT)
+    _out, err = process.communicate()
+    last = err.strip().splitlines()[-1]
+    assert process.returncode != 0, err
+    assert last.endswith(("rolled back: the overlay is as it was before", "nothing was installed; the overlay is unchanged")), err
+    assert whole(overlay, release39) == []
+    assert listed_version(overlay) == "1.0" and not new_files.exists()
+    assert not transaction.interrupted(overlay)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_rolls_back_with_a_true_message(release39, wheels, tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    try:
+        overlay = new_overlay(release39, mount)
+        subprocess.run(
+            [str(overlay / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "-f", str(release39.wheels), "basepkg==2.0"],
+            env=release39.env(),
+            check=True,
+            capture_output=True,
+        )
+        used = os.statvfs(mount)
+        used_bytes = (used.f_blocks - used.f_bfree) * used.f_frsize
+        # Room for a few hundred of the 1,200 modules (a page each on tmpfs), not for all of them.
+        subprocess.run(["mount", "-o", f"remount,size={used_bytes + 1024 * 1024}", str(mount)], check=True)
+        before = half_installed(site_of(overlay))
+        result = subprocess.run(install_cmd(overlay, wheels, "2.0"), env=release39.env(), capture_output=True, text=True)
+        assert result.returncode == 1, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("overlay-venv: error: pip failed (exit status 1): "), result.stderr
+        assert last.endswith("rolled back: the overlay is as it was before"), result.stderr
+        assert half_installed(site_of(overlay)) == before == []
+        assert listed_version(overlay) == "(none)" and imported_version(overlay, release39) == "(no import)"
+        assert not transaction.interrupted(overlay)
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
