@@ -243,3 +243,25 @@ def test_array_of_shipped_jobs_unpacks_once_per_node(slurm, release39, tmp_path)
     log = (root / "unpacked.log").read_text().splitlines()
     assert [line.split()[1] for line in log] == [entry.name]  # one unpack for the hundred
     assert sorted(os.listdir(root)) == sorted([entry.name, f".{entry.name}.lock", "unpacked.log"])
+
+
+def test_embedded_shipped_job_under_slurm(slurm, release39, tmp_path):
+    """sbatch takes the script's text: the pack carried in it as base64 comment lines gets through."""
+    overlay = tmp_path / "built" / "carried"
+    overlay.parent.mkdir()
+    overlay_venv("create", str(overlay), "--setup", str(release39.root / "setup.sh"), "--keep-setup", env=clean_env())
+    cache = tmp_path / "node-scratch"
+    job = tmp_path / "job.sh"
+    wrapped = overlay_venv(
+        "wrap", str(overlay), "--embed", "--ship-dir", str(cache), "-o", str(job), "--", "python3", str(PROBE), env=clean_env()
+    )
+    assert "carried inside it" in wrapped.stdout
+    shutil.rmtree(overlay)
+    job_id = sbatch(job, tmp_path, slurm, "carried")
+    jobs = wait_for([job_id], slurm)
+    assert (jobs[job_id]["JobState"], jobs[job_id]["ExitCode"]) == ("COMPLETED", "0:0"), (tmp_path / f"{job_id}.out").read_text()
+    state, other = result_of(tmp_path, job_id)
+    (root,) = cache.glob("overlay-venv-ship-*")
+    (entry,) = [path for path in root.iterdir() if path.is_dir()]
+    assert state["VIRTUAL_ENV"] == str(entry) and state["basepkg"] == "1.0"  # nothing installed: the release's
+    assert other == []
