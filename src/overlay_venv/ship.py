@@ -11,13 +11,13 @@ jobs of an older wrap keep their entry and never see a half-replaced one.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
 from .errors import OverlayError
+from .lock_pip import sha256_of
 from .pack import pack_overlay, temporary_beside
 from .relocate import text_replacement_problem
 from .templates import render, templates_dir
@@ -68,14 +68,6 @@ def tree_size(root: Path) -> int:
         for name in filenames:
             total += os.lstat(os.path.join(dirpath, name)).st_size
     return total
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def pack_name(overlay: Path, digest: str) -> str:
