@@ -276,13 +276,19 @@ def test_rebuild_and_unpack_keep_the_kernel_working_or_say_what_to_run(krel, kov
     work = tmp_path / "work"
     work.mkdir()
     env = set_up_env(krel)
+    # Built from a clean shell with the release setup kept: the kernel runs it through bin/activate.
     first = work / "first"
-    overlay_venv("pack", str(kov), "-o", str(work / "kov.tar.gz"), env=env)
-    overlay_venv("unpack", str(work / "kov.tar.gz"), str(first), env=env)
+    overlay_venv("create", str(first), "--setup", str(krel.root / "kernel-setup.sh"), "--keep-setup", env=clean_env())
+    install_ipykernel(first, krel)
     overlay_venv("kernel", "install", str(first), "--name", "flow", env=jupyter_env(data))
+    state = probe(data, "flow", jupyter_env(data))
+    assert_carries_release(state, first)
+    assert state["JUPYTER_CONFIG_DIR"] is None and state["JUPYTER_PATH"] is None  # the release's dropped
 
     # rebuild: a new overlay at the same place, launcher rendered by create; kernel.json unchanged.
-    overlay_venv("rebuild", str(first), "-q", "--no-index", "-f", str(WHEELHOUSE), "-f", str(krel.wheels), env=env)
+    spec = (data / "kernels" / "flow" / "kernel.json").read_text()
+    overlay_venv("rebuild", str(first), "-q", "--no-index", "-f", str(WHEELHOUSE), "-f", str(krel.wheels), env=clean_env())
+    assert (data / "kernels" / "flow" / "kernel.json").read_text() == spec
     assert_carries_release(probe(data, "flow", jupyter_env(data)), first)
 
     # unpack elsewhere: the launcher is rendered for the new place; the old kernel is named.
