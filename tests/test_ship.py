@@ -18,21 +18,16 @@ import time
 from pathlib import Path
 
 import pytest
+from capabilities import require_capability
 from conftest import clean_env, overlay_venv
 from shells import PROBE
 
 from overlay_venv.ship import tree_size
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def missing(what: str) -> None:
-    """Fail under CI=true, skip otherwise: a CI run must not go green without what it tests."""
-    if in_ci():
-        pytest.fail(f"missing under CI=true: {what}", pytrace=False)
-    pytest.skip(f"missing: {what}")
+    """Fail under CI=true, skip otherwise (tests/capabilities.py), naming what is missing."""
+    require_capability(what, "needed by the wrap --ship/--condor tests")
 
 
 def states(stdout: str) -> dict[str, dict]:
