@@ -181,6 +181,7 @@ def test_kernel_restores_the_recorded_release_environment(krel, kov, installed):
     assert spec["argv"] == [str(kov / "bin" / "overlay-venv-kernel"), "-f", "{connection_file}"]
     assert spec["interrupt_mode"] == "signal" and spec["language"] == "python"
     assert spec["display_name"] == f"my env (Python {krel.minor})"
+    assert (installed / "kernels" / "my-env" / "logo-64x64.png").is_file()  # ipykernel's, as its install copies
     assert_carries_release(probe(installed, "my-env", jupyter_env(installed)), kov)
 
 

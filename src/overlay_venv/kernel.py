@@ -242,6 +242,14 @@ def check_launcher(overlay: Path, launcher: Path, setup: str | None, environ: di
     return proc.stdout.strip()
 
 
+def copy_logos(launcher_module: Path, spec_dir: Path) -> None:
+    """The logos ipykernel ships (``ipykernel/resources/logo-*``, beside ipykernel_launcher.py), as
+    ``ipykernel install`` copies them; Jupyter shows the kernel's initial without them."""
+    resources = launcher_module.parent / "ipykernel" / "resources"
+    for logo in sorted(resources.glob("logo-*")) if resources.is_dir() else []:
+        shutil.copyfile(logo, spec_dir / logo.name)
+
+
 @dataclass
 class Installed:
     kernel: Kernel
@@ -284,6 +292,7 @@ def install_kernel(
     target.parent.mkdir(parents=True, exist_ok=True)
     with Staging(target) as stage:
         (stage.path / SPEC_FILE).write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+        copy_logos(Path(found), stage.path)
         stage.path.chmod(0o755)
         stage.commit(replace=target.exists())
     notes = []
