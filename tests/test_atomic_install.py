@@ -1,7 +1,7 @@
 """Installs that are all or nothing: SIGKILL, Ctrl-C, a full disk and pip failures never leave half a package.
 
 Real pip installs from local wheels (no network) into overlays on the read-only 3.9 release. The wheel
-``manyfiles`` has 1,200 small modules, so a kill at a random moment often lands while pip writes. After
+``manyfiles`` has 500 small modules, so a kill at a random moment often lands while pip writes. After
 every kill the overlay must be as before or as after: every dist-info's RECORD files exist with their
 hashes, no package directory without a dist-info, one copy of the package, and what ``list`` reads
 (the dist-info) is what Python imports.
@@ -26,8 +26,9 @@ from conftest import make_base, overlay_venv
 
 from overlay_venv import transaction
 from overlay_venv.lock_pip import overlay_versions
+from overlay_venv.overlay_lock import overlay_lock
 
-MODULES = 1200
+MODULES = 500
 PACKAGE = "manyfiles"
 KILLS = 100
 WORKERS = 4
@@ -38,7 +39,11 @@ def build_manyfiles(wheels: Path) -> None:
     for version in ("1.0", "2.0"):
         init = f"__version__ = {version!r}\n\ndef main():\n    print(__version__)\n"
         make_base.build_wheel(
-            wheels, PACKAGE, version, modules={**modules, f"{PACKAGE}/__init__.py": init}, console_scripts={"manytool": f"{PACKAGE}:main"}
+            wheels,
+            PACKAGE,
+            version,
+            modules={**modules, f"{PACKAGE}/__init__.py": init},
+            console_scripts={"manytool": f"{PACKAGE}:main"},
         )
 
 
@@ -55,7 +60,20 @@ def new_overlay(release, parent: Path, name: str = "ov") -> Path:
 
 
 def install_cmd(overlay: Path, wheels: Path, version: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "overlay_venv", "install", "--overlay", str(overlay), "--no-index", "-f", str(wheels), f"{PACKAGE}=={version}", "-q", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "overlay_venv",
+        "install",
+        "--overlay",
+        str(overlay),
+        "--no-index",
+        "-f",
+        str(wheels),
+        f"{PACKAGE}=={version}",
+        "-q",
+        *extra,
+    ]
 
 
 def site_of(overlay: Path) -> Path:
@@ -149,19 +167,43 @@ def whole(overlay: Path, release) -> list[str]:
     return problems
 
 
-def kill_worker(release, overlay: Path, commands, kills: int, seed: int, stats: dict, lock: threading.Lock) -> None:
-    """Run ``commands(i)`` again and again, SIGKILL each at a random moment within the time a full
-    run takes, and check the overlay after each (rolled back in-process as the next command would)."""
-    rng = random.Random(seed)
+def _package_inode(overlay: Path):
+    try:
+        return os.stat(site_of(overlay) / PACKAGE).st_ino
+    except OSError:
+        return None
+
+
+def calibrate(release, overlay: Path, command: list[str]) -> tuple[float, float]:
+    """One uninterrupted run: when (seconds after start) pip began to replace the package (its
+    directory moved away or appeared) and when the run ended."""
+    old = _package_inode(overlay)
     start = time.monotonic()
-    subprocess.run(commands(0), env=release.env(), check=True, capture_output=True)
-    full = time.monotonic() - start
+    process = subprocess.Popen(command, env=release.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writing = None
+    while process.poll() is None:
+        if writing is None and _package_inode(overlay) != old:
+            writing = time.monotonic() - start
+        time.sleep(0.002)
+    assert process.returncode == 0
+    end = time.monotonic() - start
+    return (writing if writing is not None else 0.0), end
+
+
+def kill_worker(release, overlay: Path, commands, kills: int, seed: int, stats: dict, lock: threading.Lock) -> None:
+    """Run ``commands(i)`` again and again, SIGKILL each at a random moment, and check the overlay after
+    each (rolled back in-process, as the next command would). A third of the moments are anywhere in
+    the time a full run takes (start-up, snapshot, pip, commit), the rest from when pip began to
+    replace the package to the end (where a package can be half written)."""
+    rng = random.Random(seed)
+    writing, full = calibrate(release, overlay, commands(0))
     done = i = 0
     while done < kills:
         i += 1
+        moment = rng.uniform(0, full) if i % 3 == 0 else rng.uniform(max(0.0, writing - 0.1), full)
         process = subprocess.Popen(commands(i), env=release.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            process.wait(timeout=rng.uniform(0, full * 1.1))
+            process.wait(timeout=moment)
             with lock:
                 stats["finished"] += 1
             continue
@@ -200,7 +242,7 @@ def run_kills(release, overlays_and_commands, kills: int) -> dict:
 def test_sigkill_at_random_moments_during_install_and_sync_leaves_nothing_half_installed(release39, wheels, tmp_path):
     started = time.monotonic()
     jobs = []
-    # install: alternating versions, so every run replaces 1,200 files
+    # install: alternating versions, so every run replaces 500 files
     for n in range(WORKERS // 2):
         overlay = new_overlay(release39, tmp_path, f"inst{n}")
         jobs.append((overlay, lambda i, ov=overlay: install_cmd(ov, wheels, "2.0" if i % 2 == 0 else "1.0")))
@@ -216,7 +258,14 @@ def test_sigkill_at_random_moments_during_install_and_sync_leaves_nothing_half_i
         jobs.append(
             (
                 overlay,
-                lambda i, ov=overlay: [sys.executable, "-m", "overlay_venv", "sync", str(ov), str(locks["2.0" if i % 2 == 0 else "1.0"])],
+                lambda i, ov=overlay: [
+                    sys.executable,
+                    "-m",
+                    "overlay_venv",
+                    "sync",
+                    str(ov),
+                    str(locks["2.0" if i % 2 == 0 else "1.0"]),
+                ],
             )
         )
     stats = run_kills(release39, jobs, KILLS)
@@ -236,7 +285,9 @@ def test_sigkill_at_random_moments_during_install_and_sync_leaves_nothing_half_i
 def test_the_next_command_rolls_back_and_says_so(release39, wheels, tmp_path):
     overlay = new_overlay(release39, tmp_path)
     subprocess.run(install_cmd(overlay, wheels, "1.0"), env=release39.env(), check=True, capture_output=True)
-    process = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=release39.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        install_cmd(overlay, wheels, "2.0"), env=release39.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     # Kill once pip is writing: the new version's first files appear while the old dist-info is there.
     deadline = time.monotonic() + 60
     while not (transaction.interrupted(overlay) and installers_of(overlay)) and time.monotonic() < deadline:
@@ -270,7 +321,9 @@ def test_two_concurrent_installs_of_two_versions_serialize(release39, wheels, tm
 
 def test_a_killed_overlay_venv_leaves_no_pip_and_an_immediate_retry_waits_for_nothing(release39, wheels, tmp_path):
     overlay = new_overlay(release39, tmp_path)
-    process = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=release39.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        install_cmd(overlay, wheels, "2.0"), env=release39.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while not any(" -m pip install" in line for line in installers_of(overlay)) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -287,7 +340,9 @@ def test_ctrl_c_rolls_back_with_a_true_message(release39, wheels, tmp_path):
     overlay = new_overlay(release39, tmp_path)
     subprocess.run(install_cmd(overlay, wheels, "1.0"), env=release39.env(), check=True, capture_output=True)
     # As a terminal does: SIGINT to the whole foreground process group, once pip is writing.
-    process = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=release39.env(), stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        install_cmd(overlay, wheels, "2.0"), env=release39.env(), stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     new_files = site_of(overlay) / f"{PACKAGE}-2.0.dist-info"
     deadline = time.monotonic() + 60
     while not (any(" -m pip install" in line for line in installers_of(overlay))) and time.monotonic() < deadline:
@@ -311,14 +366,24 @@ def test_a_full_disk_rolls_back_with_a_true_message(release39, wheels, tmp_path)
     try:
         overlay = new_overlay(release39, mount)
         subprocess.run(
-            [str(overlay / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "-f", str(release39.wheels), "basepkg==2.0"],
+            [
+                str(overlay / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "-f",
+                str(release39.wheels),
+                "basepkg==2.0",
+            ],
             env=release39.env(),
             check=True,
             capture_output=True,
         )
         used = os.statvfs(mount)
         used_bytes = (used.f_blocks - used.f_bfree) * used.f_frsize
-        # Room for a few hundred of the 1,200 modules (a page each on tmpfs), not for all of them.
+        # Room for some of the 500 modules (a page each on tmpfs), not for all of them.
         subprocess.run(["mount", "-o", f"remount,size={used_bytes + 1024 * 1024}", str(mount)], check=True)
         before = half_installed(site_of(overlay))
         result = subprocess.run(install_cmd(overlay, wheels, "2.0"), env=release39.env(), capture_output=True, text=True)
@@ -331,3 +396,239 @@ def test_a_full_disk_rolls_back_with_a_true_message(release39, wheels, tmp_path)
         assert not transaction.interrupted(overlay)
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# The roll-back itself, interrupted at every step
+
+
+def tree_state(root: Path) -> dict[str, object]:
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".overlay-venv-txn"))
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath, name)
+            if name.startswith(".overlay-venv-txn") or name == ".overlay-venv.lock":
+                continue
+            rel = str(path.relative_to(root))
+            state[rel] = (
+                path.read_bytes()
+                if path.is_file() and not path.is_symlink()
+                else ("link", os.readlink(path))
+                if path.is_symlink()
+                else "dir"
+            )
+    return state
+
+
+def fake_overlay(root: Path) -> Path:
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "tool").write_text("old tool")
+    os.symlink("/usr/bin/python3", root / "bin" / "python")
+    site = root / "lib" / "python3.9" / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("version = 1")
+    (site / "pkg-1.0.dist-info").mkdir()
+    (site / "pkg-1.0.dist-info" / "RECORD").write_text("pkg/__init__.py,,\n")
+    (site / "easy.pth").write_text("/somewhere\n")
+    (root / "overlay-venv.json").write_text('{"old": true}')
+    (root / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    return root
+
+
+def install_into(root: Path) -> None:
+    """What an installer does: unlink and write anew, add, remove, rewrite a .pth in place."""
+    site = root / "lib" / "python3.9" / "site-packages"
+    (site / "pkg" / "__init__.py").unlink()
+    (site / "pkg" / "__init__.py").write_text("version = 2")
+    (site / "pkg" / "new.py").write_text("new")
+    os.rename(site / "pkg-1.0.dist-info", site / "pkg-2.0.dist-info")
+    with open(site / "easy.pth", "w") as handle:  # in place, through the same inode
+        handle.write("/elsewhere\n")
+    (root / "bin" / "tool").unlink()
+    (root / "bin" / "tool").write_text("new tool")
+    (root / "share" / "data").mkdir(parents=True)
+    (root / "overlay-venv.json").write_text('{"new": true}')
+
+
+class Cut(Exception):
+    pass
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-renames"])
+def test_a_rollback_cut_short_at_any_step_is_finished_by_the_next_one(tmp_path, monkeypatch, exchange):
+    """Every rename, unlink and removal of the restore is cut in turn (as a SIGKILL there would);
+    running the restore again must always end with the overlay exactly as it was."""
+    steps = 0
+    while True:
+        overlay = fake_overlay(tmp_path / f"case{steps}")
+        before = tree_state(overlay)
+        txn = transaction.begin(overlay, transaction.scheme_dirs("bin", ["lib/python3.9/site-packages"]), "test")
+        install_into(overlay)
+        assert tree_state(overlay) != before and txn.changed()
+        calls = {"n": 0}
+        real = {name: getattr(transaction.os, name) for name in ("rename", "replace")}
+        real_rmtree, real_exchange = transaction._rmtree, transaction._exchange
+
+        def cut(function, calls=calls, limit=steps):
+            def wrapper(*args, **kwargs):
+                calls["n"] += 1
+                if calls["n"] > limit:
+                    raise Cut()
+                return function(*args, **kwargs)
+
+            return wrapper
+
+        with monkeypatch.context() as patch:
+            for name, function in real.items():
+                patch.setattr(transaction.os, name, cut(function))
+            patch.setattr(transaction, "_rmtree", cut(real_rmtree))
+            patch.setattr(transaction, "_exchange", cut(real_exchange if exchange else lambda a, b: False))
+            try:
+                transaction.restore(overlay, overlay / transaction.TXN)
+                finished = True
+            except Cut:
+                finished = False
+        if not finished:
+            assert transaction.interrupted(overlay) or tree_state(overlay) == before
+            transaction.recover(overlay, lambda _text: None)
+        assert tree_state(overlay) == before, f"cut after {steps} steps"
+        assert not transaction.interrupted(overlay)
+        with overlay_lock(overlay, "the next install"):  # clears a finished snapshot not yet removed
+            assert not [name for name in os.listdir(overlay) if name.startswith(".overlay-venv-txn")]
+        if finished:
+            break
+        steps += 1
+    assert steps > 5
+
+
+def test_commit_keeps_what_was_installed_and_leaves_nothing_behind(tmp_path):
+    overlay = fake_overlay(tmp_path / "ov")
+    txn = transaction.begin(overlay, transaction.scheme_dirs("bin", ["lib/python3.9/site-packages"]), "test")
+    install_into(overlay)
+    after = tree_state(overlay)
+    txn.commit()
+    assert tree_state(overlay) == after
+    assert sorted(os.listdir(overlay)) == ["bin", "lib", "overlay-venv.json", "pyvenv.cfg", "share"]
+
+
+def test_an_unchanged_overlay_is_reported_as_unchanged(tmp_path):
+    overlay = fake_overlay(tmp_path / "ov")
+    txn = transaction.begin(overlay, transaction.scheme_dirs("bin", ["lib/python3.9/site-packages"]), "test")
+    (overlay / "lib" / "python3.9" / "site-packages" / "pkg" / "__pycache__").mkdir()  # pip compiled its own modules
+    assert txn.rollback() == transaction.UNCHANGED
+    txn = transaction.begin(overlay, transaction.scheme_dirs("bin", ["lib/python3.9/site-packages"]), "test")
+    (overlay / "bin" / "extra").write_text("x")
+    assert txn.rollback() == transaction.ROLLED_BACK
+    assert not (overlay / "bin" / "extra").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# What killed commands leave in /tmp and beside the overlay, and a skeleton on a full disk
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_private_tmp_dirs_of_dead_processes_are_removed_by_the_next_run(tmp_path, monkeypatch):
+    from overlay_venv import atomic
+
+    monkeypatch.setattr(atomic.tempfile, "gettempdir", lambda: str(tmp_path))
+    host = os.uname().nodename
+    stale = [tmp_path / f"overlay-venv-{kind}-{host}-{dead_pid()}-abc123" for kind in ("install", "artifacts", "rebuild")]
+    live = tmp_path / f"overlay-venv-install-{host}-{os.getppid()}-abc123"
+    other_host = tmp_path / f"overlay-venv-install-elsewhere-{dead_pid()}-abc123"
+    for path in [*stale, live, other_host]:
+        (path / "pip-unpack-x").mkdir(parents=True)
+    with atomic.private_tmp("install") as work:
+        assert work.parent == tmp_path and work.name.startswith(f"overlay-venv-install-{host}-{os.getpid()}-")
+    assert not work.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other_host.name])
+
+
+def test_a_killed_install_leaves_no_tmp_dir_even_with_its_janitor_killed(release39, wheels, tmp_path):
+    """A cgroup kill: overlay-venv, pip and the janitor all get SIGKILL; the next run clears /tmp."""
+    overlay = new_overlay(release39, tmp_path)
+    env = release39.env(TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    process = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(" -m pip install" in line for line in installers_of(overlay)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    work = [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("overlay-venv-install-")]
+    assert len(work) == 1
+    janitors = [
+        pid
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and str(work[0]).encode() in _cmdline(pid) and b"janitor" in _cmdline(pid)
+    ]
+    for pid in [str(process.pid), *janitors]:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
+    assert wait_gone(overlay) == []
+    assert work[0].exists()  # nobody left to remove it ...
+    subprocess.run(install_cmd(overlay, wheels, "1.0"), env=env, check=True, capture_output=True)
+    assert not work[0].exists()  # ... until the next run
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def test_a_staging_dir_left_by_a_killed_create_is_removed_by_the_next_command_there(release39, wheels, tmp_path):
+    from overlay_venv.atomic import staging_name
+
+    overlay = new_overlay(release39, tmp_path)
+    left = tmp_path / staging_name(pid=dead_pid())
+    (left / "lib").mkdir(parents=True)
+    subprocess.run(install_cmd(overlay, wheels, "1.0"), env=release39.env(), check=True, capture_output=True)
+    assert not left.exists()
+
+
+def test_a_clone_that_fails_on_a_full_disk_keeps_the_skeleton(tmp_path, monkeypatch):
+    from overlay_venv import skeleton
+
+    root = tmp_path / "skeletons"
+    monkeypatch.setattr(skeleton, "skeletons_dir", lambda: root)
+    built_dir = tmp_path / "built"
+    fake_overlay(built_dir)
+    built = skeleton.Built(
+        bin_dir="bin",
+        libs=["lib/python3.9/site-packages"],
+        executable="/usr/bin/python3",
+        version="3.9.0",
+        implementation="CPython",
+    )
+    root.mkdir()
+    skeleton.store("key", built_dir, built)
+    assert (root / "key" / skeleton.MANIFEST).exists()
+
+    def full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    target = tmp_path / "target"
+    target.mkdir()
+    with monkeypatch.context() as patch:
+        patch.setattr(skeleton, "_copy", full)
+        patch.setattr(skeleton.os, "link", full)
+        assert skeleton.clone("key", target) is None
+    assert list(target.iterdir()) == []
+    assert (root / "key" / skeleton.MANIFEST).exists(), "a valid skeleton was deleted"
+    assert skeleton.clone("key", target) is not None
+    # A damaged one (a file removed from it) is still dropped.
+    (root / "key" / "tree" / "bin" / "tool").unlink()
+    other = tmp_path / "other"
+    other.mkdir()
+    assert skeleton.clone("key", other) is None
+    assert not (root / "key").exists()

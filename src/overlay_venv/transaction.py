@@ -63,8 +63,13 @@ def scheme_dirs(bin_dir: str, site_packages: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+_NO_LINKS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES)
+
+
 def _link_tree(source: str, target: str) -> None:
-    """A copy of ``source`` made of hard links (``.pth`` files copied, see the module docstring)."""
+    """A copy of ``source`` made of hard links (``.pth`` files copied, see the module docstring), or
+    of copies from the first file a filesystem refuses to link (AFS, some network filesystems)."""
+    linking = True
     os.mkdir(target)
     shutil.copystat(source, target, follow_symlinks=False)
     for dirpath, dirnames, filenames in os.walk(source):
@@ -78,10 +83,16 @@ def _link_tree(source: str, target: str) -> None:
             elif stat.S_ISDIR(mode):
                 os.mkdir(dst)
                 shutil.copystat(src, dst, follow_symlinks=False)
-            elif name.endswith(".pth"):
+            elif name.endswith(".pth") or not linking:
                 shutil.copy2(src, dst)
             else:
-                os.link(src, dst, follow_symlinks=False)
+                try:
+                    os.link(src, dst, follow_symlinks=False)
+                except OSError as exc:
+                    if exc.errno not in _NO_LINKS:
+                        raise
+                    linking = False
+                    shutil.copy2(src, dst)
         # os.walk does not descend into symlinks to directories, which were recreated as links above
 
 
@@ -113,7 +124,7 @@ class Transaction:
     # -- outcome -----------------------------------------------------------------------------
 
     def changed(self) -> bool:
-        """Does the live overlay differ from the snapshot? Compares which inode every name has, so it
+        """Does the live overlay differ from the snapshot? Compares every name's size and mtime, so it
         sees any file pip wrote, removed or replaced; bytecode caches are not compared."""
         if any((self.overlay / name).exists() for name in self.manifest["absent"]):
             return True
@@ -124,7 +135,7 @@ class Transaction:
             except OSError:
                 return True
         for name in self.manifest["dirs"]:
-            if _inodes(self.overlay / name) != _inodes(self.path / "tree" / name):
+            if _identities(self.overlay / name) != _identities(self.path / "tree" / name):
                 return True
         return False
 
@@ -146,9 +157,9 @@ class Transaction:
             return ROLLED_BACK
 
 
-def _inodes(root: Path) -> dict[str, object]:
-    """What identifies each entry under ``root`` across the snapshot and the live tree: a linked
-    file's inode, a copied ``.pth`` file's bytes, a symlink's target; directories only exist."""
+def _identities(root: Path) -> dict[str, object]:
+    """What identifies each entry under ``root`` across the snapshot and the live tree: a file's size
+    and mtime, a copied ``.pth`` file's bytes, a symlink's target; directories only exist."""
     found: dict[str, object] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
@@ -168,7 +179,9 @@ def _inodes(root: Path) -> dict[str, object]:
                 except OSError:
                     found[os.path.relpath(path, root)] = b"?"
             else:
-                found[os.path.relpath(path, root)] = info.st_ino
+                # Not the inode: where the snapshot had to copy, that differs though nothing changed.
+                # A file pip wrote anew has a new mtime; a copy keeps it (copy2).
+                found[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns)
     return found
 
 
