@@ -246,3 +246,91 @@ class ShellResult:
 
     def __getitem__(self, label: str) -> dict:
         return self.states[label]
+
+
+# --- State dumps with builtins only, for the fuzzer (tests/test_shell_options.py) -----------------------
+#
+# A dump is a marker field "@LABEL", then one field per variable, "S" + its value or "U" when unset, then
+# "F" or "N" (whether `deactivate` is defined), then "L" + name for each of ``names`` that is set or
+# defined. Builtins only: one shell process runs hundreds of cases, some with PATH unset or hostile.
+
+
+def posix_dump(label: str, variables: list[str], names: list[str], extra: tuple[str, ...] = ()) -> list[str]:
+    """For sh, dash, bash, zsh and ksh; fields end with NUL. ``extra`` are quoted shell words printed as
+    further "S" fields (zsh's psvar, say)."""
+    lines = [f"printf '@%s\\0' {shlex.quote(label)}"]
+    for var in variables:
+        lines.append(f"if [ \"${{{var}+x}}\" = x ]; then printf 'S%s\\0' \"${var}\"; else printf 'U\\0'; fi")
+    lines += [f"printf 'S%s\\0' {word}" for word in extra]
+    lines.append("if command -v deactivate >/dev/null 2>&1; then printf 'F\\0'; else printf 'N\\0'; fi")
+    if names:
+        lines += [
+            f"for ovt_n in {' '.join(names)}; do",
+            '    if eval "[ \\"\\${$ovt_n+x}\\" = x ]"; then printf \'L%s\\0\' "$ovt_n"; fi',
+            '    if command -v "$ovt_n" >/dev/null 2>&1; then printf \'L%s\\0\' "$ovt_n"; fi',
+            "done",
+            "unset ovt_n",
+        ]
+    return lines
+
+
+def csh_dump(label: str, variables: list[str], names: list[str], aliases: tuple[str, ...] = ()) -> list[str]:
+    """For tcsh and csh: fields are lines (csh has no printf builtin; values hold no newline). Run with
+    ``set echo_style = bsd`` in tcsh so that echo writes backslashes as they are. Whether an alias
+    exists is asked without a subshell (one costs csh 10 ms): a "Q" + name line, then `alias NAME`,
+    which prints the alias text (never starting with a capital) or nothing; read_dumps sorts it out."""
+    lines = [f"echo '@{label}'"]
+    for var in variables:
+        lines += [f"if ( $?{var} ) then", f'echo "S${var}:q"', "else", "echo U", "endif"]
+    for alias in ("deactivate", *aliases):
+        lines += [f"echo Q{alias}", f"alias {alias}"]
+    lines += [f'if ( $?{name} ) echo "L{name}"' for name in names]
+    return lines
+
+
+def fish_dump(label: str, variables: list[str], names: list[str]) -> list[str]:
+    """For fish; fields end with NUL. A list is shown joined with colons, as fish exports it; `string
+    join` adds a newline at the end of a non-empty result, which the reader strips."""
+    lines = [f"printf '@%s\\0' {label}"]
+    for var in variables:
+        lines.append(f"if set -q {var}; printf 'S%s\\0' (string join : -- ${var} | string collect -N); else; printf 'U\\0'; end")
+    lines.append("if functions -q deactivate; printf 'F\\0'; else; printf 'N\\0'; end")
+    if names:
+        lines += [
+            f"for ovt_n in {' '.join(names)}",
+            "    set -q $ovt_n; and printf 'L%s\\0' $ovt_n",
+            "    functions -q $ovt_n; and printf 'L%s\\0' $ovt_n",
+            "end",
+            "set -e ovt_n",
+        ]
+    return lines
+
+
+def read_dumps(output: bytes, separator: bytes, strip_newline: bool = False) -> dict[str, list[str]]:
+    """The fields of each dump in ``output``, by label. ``strip_newline``: fish's "S" fields end in the
+    newline `string join` added. csh's alias lines become "F"/"N" for deactivate, "L" + name for others."""
+    dumps: dict[str, list[str]] = {}
+    fields: list[str] = []
+    asked = None  # the alias a csh "Q" line asked about, until its answer (or the next field) comes
+    for raw in output.split(separator)[:-1]:
+        field = raw.decode("utf-8", "surrogateescape")
+        if asked is not None:
+            found = field[:1] not in ("@", "S", "U", "Q", "L")
+            if asked == "deactivate":
+                fields.append("F" if found else "N")
+            elif found:
+                fields.append("L" + asked)
+            asked = None
+            if found:
+                continue
+        if field.startswith("@"):
+            fields = dumps.setdefault(field[1:], [])
+        elif field.startswith("Q"):
+            asked = field[1:]
+        else:
+            if strip_newline and field.startswith("S") and field.endswith("\n"):
+                field = field[:-1]
+            fields.append(field)
+    if asked == "deactivate":
+        fields.append("N")
+    return dumps
