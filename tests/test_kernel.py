@@ -352,8 +352,12 @@ def test_jupyter_data_directory_rules():
 
 def _record(interpreter: str, setup: str | None = None, pythonpath: str | None = None, environment=None) -> OverlayRecord:
     base = {"interpreter": interpreter, "executable": interpreter, "version": "3.11.9", "implementation": "CPython"}
-    base.update(pythonpath=pythonpath, setup=setup, environment=environment)
-    data = {"prompt": "ana", "bin_dir": "bin", "site_packages": [], "system_site_packages": True, "created_by": "t", "base": base}
+    base.update(pythonpath=pythonpath, setup=setup)
+    if environment is not None:  # absent, as in records written before it was kept
+        base["environment"] = environment
+    site = ["lib/python3.11/site-packages"]
+    data = {"prompt": "ana", "bin_dir": "bin", "site_packages": site, "system_site_packages": True, "created_by": "t"}
+    data["base"] = base
     return OverlayRecord.from_json(json.dumps(data))
 
 
