@@ -128,6 +128,15 @@ def watch_library(overlay: Path) -> None:
 class PosixShell(Shell):
     family = "posix"
 
+    @staticmethod
+    def quote(value: str) -> str:
+        # Always in single quotes: shlex.quote leaves a word such as `=ls` or `a:=ls` bare, and zsh
+        # expands a bare `=word` (after a colon too, in an assignment) to the path of a command.
+        return "'" + value.replace("'", "'\\''") + "'"
+
+    def prepend(self, var: str, value: str) -> str:
+        return f'{var}={self.quote(value + ":")}"${var}"; export {var}'
+
     def leftovers(self) -> str:
         return {
             "bash": "compgen -v; compgen -A function || true",
@@ -207,7 +216,7 @@ class FishShell(Shell):
         return f"source {self.quote(str(path))}"
 
     def prepend(self, var: str, value: str) -> str:
-        return f"set -gx --path {var} {self.quote(value)} ${var}"
+        return f"set -gx --path {var} (string split : -- {self.quote(value)}) ${var}"
 
     def leftovers(self) -> str:
         # --all: functions whose name starts with an underscore are hidden otherwise.
