@@ -20,6 +20,14 @@ def _drop_pythonpath_entries() -> None:
 
 def main() -> None:
     _drop_pythonpath_entries()
-    from .cli import main as cli_main
+    try:
+        from .cli import main as cli_main
 
-    cli_main()
+        cli_main()
+    except KeyboardInterrupt:
+        # Ctrl-C while the CLI is still being imported (once a command runs, cli's group turns it
+        # into the same line); OVERLAY_VENV_DEBUG=1 keeps the traceback.
+        if os.environ.get("OVERLAY_VENV_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
+            raise
+        sys.stderr.write("overlay-venv: error: interrupted (Ctrl-C)\n")
+        sys.exit(130)

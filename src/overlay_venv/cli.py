@@ -13,6 +13,7 @@ import importlib
 import click
 
 from . import __version__
+from .guard import GuardedGroup
 
 # name -> summary, in the order `overlay-venv --help` lists them: the everyday flow first. The module
 # is overlay_venv.commands.<name>; the summary is the first sentence of the command's own help.
@@ -36,8 +37,9 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose commands are imported when used, and listed in ``--help`` from :data:`COMMANDS`."""
+class LazyGroup(GuardedGroup):
+    """A group whose commands are imported when used, and listed in ``--help`` from :data:`COMMANDS`;
+    Ctrl-C and unexpected failures end in one line (guard.py)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)

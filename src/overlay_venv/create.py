@@ -15,7 +15,8 @@ from .activation import activation_values, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError
 from .launcher import recorded_environment, write_launcher
-from .metadata import Base, OverlayRecord, is_overlay, read_record, write_record
+from .metadata import Base, OverlayRecord, is_overlay, overlay_problem, read_record, write_record
+from .oserrors import describe_os_error, not_text_problem
 from .paths import path_problem, relative_to_overlay, remove_under
 from .release import base_pythonpath, normalize_setup, run_setup
 from .relocate import repoint, write_new_file, write_relocate_script
@@ -69,7 +70,7 @@ def find_interpreter(python: str | None, environ: dict[str, str]) -> str:
 def check_destination(dest: Path, clear: bool) -> bool:
     """Refuse, before building anything, a destination we must not or cannot write.
     Returns True when ``dest`` is an existing overlay (to be replaced with ``clear``, or compared)."""
-    problem = path_problem(dest)
+    problem = path_problem(dest) or not_text_problem("the path", str(dest))
     if problem:
         raise OverlayError(f"cannot create an overlay there: {problem}")
     if not dest.parent.is_dir():
@@ -79,6 +80,12 @@ def check_destination(dest: Path, clear: bool) -> bool:
     if dest.is_dir() and any(dest.iterdir()):
         if not is_overlay(dest):
             raise OverlayError(f"{str(dest)!r} exists and is not an overlay; refusing to touch it")
+        # A file of the record's name is not enough: --clear removes the whole directory, so it must
+        # be an overlay by a record that validates and by what that record describes.
+        problem = overlay_problem(dest)
+        if problem:
+            verb = "replace" if clear else "touch"
+            raise OverlayError(f"refusing to {verb} {str(dest)!r}, it is not an overlay made by overlay-venv: {problem}")
         return True
     return False
 
@@ -134,8 +141,10 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, envir
         session = cli_run(args, setup_logging=False, env=virtualenv_environ(environ))
     except SystemExit as exc:  # virtualenv reports bad arguments or interpreters this way
         raise OverlayError(f"virtualenv could not create an environment for {interpreter} (exit {exc.code})") from None
-    except RuntimeError as exc:
-        raise OverlayError(f"virtualenv failed: {exc}") from None
+    except RuntimeError as exc:  # its message carries the interpreter's whole traceback, flattened
+        raise OverlayError(f"virtualenv failed on {interpreter}: {last_error_line(str(exc))}") from None
+    except OSError as exc:
+        raise OverlayError(f"virtualenv could not write the environment: {describe_os_error(exc)}") from None
     info = session.interpreter
     return Built(
         bin_dir=relative_to_overlay(target, Path(session.creator.bin_dir)),
@@ -144,6 +153,50 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, envir
         version=".".join(str(part) for part in info.version_info[:3]),
         implementation=info.implementation,
     )
+
+
+# How long an interpreter may take to say what it is. A hanging one (a stale NFS or CVMFS mount)
+# would otherwise hang create, inside virtualenv, for ever.
+PROBE_TIMEOUT_VARIABLE = "OVERLAY_VENV_PROBE_TIMEOUT"
+DEFAULT_PROBE_TIMEOUT = 60.0
+
+
+def probe_timeout() -> float:
+    try:
+        value = float(os.environ.get(PROBE_TIMEOUT_VARIABLE, DEFAULT_PROBE_TIMEOUT))
+    except ValueError:
+        raise OverlayError(f"{PROBE_TIMEOUT_VARIABLE} must be a number of seconds") from None
+    return value if value > 0 else DEFAULT_PROBE_TIMEOUT
+
+
+def last_error_line(text: str) -> str:
+    """The line of a (possibly flattened, repr-escaped) traceback that says what went wrong:
+    ``OSError: [Errno 28] No space left on device``; else the text's first line."""
+    lines = [line.strip(" '\"") for line in text.replace("\\n", "\n").splitlines() if line.strip(" '\"")]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0].rsplit(".", 1)[-1]
+        if head.endswith(("Error", "Exception", "Exit", "Interrupt")) and head.isidentifier():
+            return line
+    return lines[0] if lines else "no message"
+
+
+def probe_interpreter(interpreter: str, environ: dict[str, str]) -> None:
+    """Fail in one line, within the probe timeout, unless ``interpreter`` starts and runs code."""
+    timeout = probe_timeout()
+    try:
+        proc = subprocess.run(
+            [interpreter, "-I", "-c", "import sys"], env=environ, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise OverlayError(
+            f"the interpreter {interpreter} did not start within {timeout:g} s (a hung filesystem?); "
+            f"set {PROBE_TIMEOUT_VARIABLE}=SECONDS to wait longer"
+        ) from None
+    except OSError as exc:
+        raise OverlayError(f"cannot run the interpreter {interpreter}: {describe_os_error(exc)}") from None
+    if proc.returncode != 0:
+        cause = last_error_line(proc.stderr.decode("utf-8", "replace")) if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise OverlayError(f"the interpreter {interpreter} does not run: {cause}")
 
 
 def cache_disabled_by_environment() -> bool:
@@ -161,6 +214,7 @@ def build_environment(stage: Path, dest: Path, interpreter: str, options: Create
         built = skeleton.clone(key, stage)
         if built is not None:
             return built
+    probe_interpreter(interpreter, environ)  # virtualenv's own probe has no timeout
     built = run_virtualenv(stage, interpreter, options, environ)
     write_startup_hook(stage / built.libs[-1], dest / built.libs[-1], interpreter)
     if key is not None:
@@ -196,16 +250,32 @@ def write_startup_hook(site_packages: Path, final_site_packages: Path, interpret
     pairs = []
     for module in [hook, *site_packages.glob("_virtualenv.py")]:
         pairs += [str(module), str(final_site_packages / module.name)]
-    subprocess.run([interpreter, "-I", "-c", _PRECOMPILE, *pairs], capture_output=True, check=False)
+    try:
+        subprocess.run([interpreter, "-I", "-c", _PRECOMPILE, *pairs], capture_output=True, check=False, timeout=probe_timeout())
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
-    """Build the overlay; returns its record and whether anything was built (False: it was there already)."""
+    """Build the overlay; returns its record and whether anything was built (False: it was there already).
+
+    What the system refuses (a full disk, a read-only or unwritable directory, a name too long) is
+    one line naming the cause; the staging directory is gone by then, so nothing is left."""
+    try:
+        return _create_overlay(options)
+    except OSError as exc:
+        raise OverlayError(f"cannot create the overlay {str(options.dest)!r}: {describe_os_error(exc)}") from None
+
+
+def _create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
     dest = Path(os.path.abspath(options.dest))
     exists = check_destination(dest, options.clear)
     prompt = options.prompt if options.prompt is not None else dest.name
     if "\n" in prompt:
         raise OverlayError("the prompt cannot contain a newline")
+    problem = not_text_problem("the prompt", prompt)
+    if problem:
+        raise OverlayError(problem)
     if options.keep_setup and not options.setup:
         raise OverlayError("--keep-setup needs --setup 'COMMAND' (the release setup to keep)")
     setup = normalize_setup(options.setup) if options.setup else None

@@ -26,6 +26,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Optional
 
 from .errors import OverlayError
@@ -292,7 +293,20 @@ def _artifact(kind: str, table: Any, where: str) -> Artifact:
     if problem:
         raise ValueError(f"{where} name {filename!r} {problem}")
     size = _get(table, "size", int, where + ".")
+    if isinstance(size, bool) or (size is not None and size < 0):  # TOML true is no size, nor is -1
+        raise ValueError(f"{where}.size should be a number of bytes, not {size!r}")
     return Artifact(kind, filename, sha256.lower(), url, path, size)
+
+
+def size_problem(artifact: Artifact, actual: int) -> Optional[str]:
+    """Why a file of ``actual`` bytes cannot be ``artifact``, or None. A lock whose size disagrees
+    with its own sha256 was edited (or damaged) after it was written: refused, not half-believed."""
+    if artifact.size is not None and artifact.size != actual:
+        return (
+            f"the lock records {artifact.filename} as {artifact.size} bytes, but the file with its sha256 has "
+            f"{actual}; the lock was changed after it was written"
+        )
+    return None
 
 
 ARTIFACT_SUFFIXES = (".whl", ".tar.gz", ".zip")
@@ -315,6 +329,19 @@ def artifact_name_problem(filename: str) -> Optional[str]:
     return None
 
 
+def read_lock(path: str | os.PathLike) -> Lock:
+    """:func:`parse_lock` of the file ``path``, whose reading fails in one line too (unreadable,
+    a directory, not UTF-8)."""
+    origin = os.fspath(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise OverlayError(f"{origin} is not a lock overlay-venv can use: it is not UTF-8 text") from None
+    except OSError as exc:
+        raise OverlayError(f"cannot read the lock {origin}: {exc.strerror or exc}") from None
+    return parse_lock(text, origin)
+
+
 def parse_lock(text: str, origin: str = "the lock") -> Lock:
     """Read a pylock.toml written by ``overlay-venv lock`` (or, without our tool table, by another tool
     whose packages are wheels and sdists). Raises OverlayError saying what is wrong."""
@@ -324,10 +351,14 @@ def parse_lock(text: str, origin: str = "the lock") -> Lock:
         raise
     except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise OverlayError(f"{origin} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise OverlayError(f"{origin} is not a lock overlay-venv can use: it is nested too deeply") from None
     try:
         return _lock_from(data)
     except ValueError as exc:
         raise OverlayError(f"{origin} is not a lock overlay-venv can use: {exc}") from None
+    except (TypeError, AttributeError, KeyError) as exc:  # a table where a list belongs, or the reverse
+        raise OverlayError(f"{origin} is not a lock overlay-venv can use: a value has the wrong type ({exc})") from None
 
 
 def _lock_from(data: dict) -> Lock:

@@ -52,6 +52,7 @@ from .lock import (
     environment_marker,
     minor_of,
     redact_lock,
+    size_problem,
 )
 from .sources import Sources
 
@@ -462,6 +463,9 @@ def gather(
             fetched = dest / artifact.filename
             if not fetched.is_file() or sha256_of(fetched) != artifact.sha256:
                 raise OverlayError(f"{artifact.url} did not give the locked {artifact.filename} (sha256 {artifact.sha256})")
+            problem = size_problem(artifact, fetched.stat().st_size)
+            if problem:
+                raise OverlayError(f"{problem}; nothing was installed")
 
 
 def _copy_checked(source: Path, target: Path, artifact: Artifact, package: LockedPackage) -> None:
@@ -476,6 +480,10 @@ def _copy_checked(source: Path, target: Path, artifact: Artifact, package: Locke
             f"hash mismatch: {source} has sha256 {digest.hexdigest()}, but the lock pins {package.name} {package.version} "
             f"to {artifact.sha256}; refusing it (tampered, or a different build of the same version); nothing was installed"
         )
+    problem = size_problem(artifact, target.stat().st_size)  # the sha256 matched: the size was edited
+    if problem:
+        target.unlink()
+        raise OverlayError(f"{problem}; nothing was installed")
 
 
 def pip_install(
@@ -722,12 +730,12 @@ def prepare_create_from(name: Path, lock_file: str, wheelhouse: Optional[str], p
     overlay holding exactly the lock (a job script may run the same create twice)."""
     import click
 
-    from .lock import parse_lock, plan_sync
+    from .lock import plan_sync, read_lock
     from .metadata import is_overlay, read_record
 
     if not pip:
         raise OverlayError("--from installs with the overlay's pip: leave out --no-pip")
-    lock = parse_lock(Path(lock_file).read_text(encoding="utf-8"), lock_file)
+    lock = read_lock(lock_file)
     dest = Path(os.path.abspath(name))
     if is_overlay(dest) and not clear:
         if plan_sync(lock, overlay_versions(dest, read_record(dest).site_packages)).empty:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import OverlayError
+from .oserrors import describe_os_error
 
 METADATA_FILE = "overlay-venv.json"
 FORMAT = 1
@@ -56,11 +58,20 @@ class OverlayRecord:
     @classmethod
     def from_json(cls, text: str) -> OverlayRecord:
         """Read a record; keys this version does not know (written by a newer overlay-venv) are kept
-        in ``extra`` instead of making the file unreadable."""
-        data = json.loads(text)
+        in ``extra`` instead of making the file unreadable. Raises ValueError saying which field is
+        wrong (see :func:`record_problem`)."""
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError("it is nested too deeply to be a record") from None
+        problem = record_problem(data)
+        if problem:
+            raise ValueError(problem)
+        data = dict(data)
         data["base"] = Base(**{key: value for key, value in data["base"].items() if key in _fields(Base)})
         known = {key: value for key, value in data.items() if key in _fields(cls)}
-        known.setdefault("extra", {}).update({key: value for key, value in data.items() if key not in _fields(cls)})
+        known["extra"] = dict(known.get("extra", {}))
+        known["extra"].update({key: value for key, value in data.items() if key not in _fields(cls)})
         return cls(**known)
 
 
@@ -68,8 +79,133 @@ def _fields(cls) -> set[str]:
     return {item.name for item in fields(cls)}
 
 
+# --------------------------------------------------------------------------------------------------
+# What a record must hold: every field, its type, and paths inside the overlay that stay inside.
+# All validation of the file is here, so that it moves with the record (a later record.py).
+
+_TEXT = "a string"
+_OPTIONAL_TEXT = "a string or null"
+_RECORD_FIELDS = {  # name: (what it must be, required)
+    "prompt": (_TEXT, True),
+    "bin_dir": ("a path inside the overlay", True),
+    "site_packages": ("a list of paths inside the overlay", True),
+    "system_site_packages": ("true or false", True),
+    "base": ("an object", True),
+    "created_by": (_TEXT, True),
+    "format": ("a whole number", False),
+    "extra": ("an object", False),
+    "requests": ("a list of strings", False),
+    "allow_shadow": ("a list of strings", False),
+}
+_BASE_FIELDS = {
+    "interpreter": ("an absolute path", True),
+    "executable": ("an absolute path", True),
+    "version": (_TEXT, True),
+    "implementation": (_TEXT, True),
+    "pythonpath": (_OPTIONAL_TEXT, True),
+    "setup": (_OPTIONAL_TEXT, False),
+    "keep_setup": ("true or false", False),
+    "environment": ("an object of strings or null", False),
+}
+
+
+def inside_path_problem(value: object) -> bool:
+    """Whether ``value`` is not a plain relative path that stays inside the overlay."""
+    return (
+        not isinstance(value, str)
+        or not value
+        or "\0" in value
+        or value.startswith("/")
+        or any(part in ("", ".", "..") for part in value.split("/"))
+    )
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and "\0" not in value  # a NUL byte is no path and no shell word
+
+
+def _fits(kind: str, value: object) -> bool:
+    if kind == _TEXT:
+        return _is_text(value)
+    if kind == _OPTIONAL_TEXT:
+        return value is None or _is_text(value)
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if kind == "a whole number":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "an object":
+        return isinstance(value, dict)
+    if kind == "an absolute path":
+        return _is_text(value) and value.startswith("/")
+    if kind == "a path inside the overlay":
+        return not inside_path_problem(value)
+    if kind == "a list of paths inside the overlay":
+        return isinstance(value, list) and bool(value) and not any(inside_path_problem(item) for item in value)
+    if kind == "a list of strings":
+        return isinstance(value, list) and all(_is_text(item) for item in value)
+    if kind == "an object of strings or null":
+        return value is None or (isinstance(value, dict) and all(item is None or _is_text(item) for item in value.values()))
+    raise AssertionError(kind)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _table_problem(data: dict, spec: dict, where: str) -> str | None:
+    for key, (kind, required) in spec.items():
+        if key not in data:
+            if required:
+                return f"it has no {where}{key}"
+            continue
+        if not _fits(kind, data[key]):
+            return f"{where}{key} should be {kind}, not {_shown(data[key])}"
+    return None
+
+
+def record_problem(data: object) -> str | None:
+    """Why ``data`` (parsed JSON) is not a record overlay-venv can use, or None: one phrase."""
+    if not isinstance(data, dict):
+        return f"it holds {_shown(data)}, not an object"
+    return _table_problem(data, _RECORD_FIELDS, "") or _table_problem(data["base"], _BASE_FIELDS, "base.")
+
+
+# Written into bin/activate by every overlay-venv since the first: tells our activation script
+# from one that only has the name.
+ACTIVATE_MARK = b"made by overlay-venv"
+
+
+def overlay_problem(path: Path) -> str | None:
+    """What ``path`` lacks to be an overlay made by overlay-venv, or None: a record that parses and
+    validates, and the structure that record describes (pyvenv.cfg, our own bin/activate).
+    ``create --clear`` removes a directory only when this says None."""
+    try:
+        record = read_record(path)
+    except OverlayError as exc:
+        return exc.message
+    if not (path / "pyvenv.cfg").is_file():
+        return f"{path} has an {METADATA_FILE} but no pyvenv.cfg"
+    activate = path / record.bin_dir / "activate"
+    try:
+        with open(activate, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return f"{path} has an {METADATA_FILE} but no readable {record.bin_dir}/activate"
+    if ACTIVATE_MARK not in head:
+        return f"{path} has an {METADATA_FILE} but its {record.bin_dir}/activate was not written by overlay-venv"
+    return None
+
+
 def is_overlay(path: Path) -> bool:
-    return (path / METADATA_FILE).is_file()
+    """Whether ``path`` holds a record (valid or not): commands then read it and say what is wrong.
+    What may be *removed* is decided by :func:`overlay_problem`."""
+    try:
+        return stat.S_ISREG(os.stat(path / METADATA_FILE).st_mode)
+    except OSError:  # missing, or a path the system refuses (too long, not searchable)
+        return False
 
 
 def write_record(overlay: Path, record: OverlayRecord) -> None:
@@ -85,12 +221,21 @@ def write_record(overlay: Path, record: OverlayRecord) -> None:
 
 
 def read_record(overlay: Path) -> OverlayRecord:
+    path = overlay / METADATA_FILE
     try:
-        return OverlayRecord.from_json((overlay / METADATA_FILE).read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise OverlayError(f"{overlay} is not an overlay made by overlay-venv (no {METADATA_FILE})") from None
-    except (ValueError, TypeError, KeyError) as exc:
-        raise OverlayError(f"{overlay / METADATA_FILE} is damaged: {exc}") from None
+    except IsADirectoryError:
+        raise OverlayError(f"{path} is a directory, not an overlay's record") from None
+    except OSError as exc:  # unreadable: permissions, an I/O error
+        raise OverlayError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise OverlayError(f"{path} is damaged: it is not UTF-8 text") from None
+    try:
+        return OverlayRecord.from_json(text)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise OverlayError(f"{path} is damaged: {exc}") from None
 
 
 def find_overlay(name: str | os.PathLike | None) -> Path:
@@ -101,6 +246,12 @@ def find_overlay(name: str | os.PathLike | None) -> Path:
             raise OverlayError("no overlay is active: name one, or activate one with `source NAME/bin/activate`")
         name = active
     path = Path(os.path.abspath(name))
+    try:
+        os.stat(path / METADATA_FILE)
+    except FileNotFoundError:
+        raise OverlayError(f"{path} is not an overlay made by overlay-venv (no {METADATA_FILE})") from None
+    except OSError as exc:  # a name too long, a directory we may not enter
+        raise OverlayError(f"cannot look at {path}: {describe_os_error(exc)}") from None
     if not is_overlay(path):
-        raise OverlayError(f"{path} is not an overlay made by overlay-venv (no {METADATA_FILE})")
+        raise OverlayError(f"{path} is not an overlay made by overlay-venv ({METADATA_FILE} is not a file)")
     return path

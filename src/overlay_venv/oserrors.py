@@ -8,8 +8,12 @@ besides ``OSError`` (a truncated gzip ends in ``EOFError``, a corrupt one in ``z
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
+from collections.abc import Iterator
+
+from .errors import OverlayError
 
 READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error)
 
@@ -23,3 +27,23 @@ def describe_os_error(exc: BaseException) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split("\n"))
+
+
+@contextlib.contextmanager
+def os_errors_as(what: str) -> Iterator[None]:
+    """Inside the block, an OSError becomes ``what: cause`` as one OverlayError line."""
+    try:
+        yield
+    except OSError as exc:
+        raise OverlayError(f"{what}: {describe_os_error(exc)}") from None
+
+
+def not_text_problem(what: str, value: str) -> str | None:
+    """Why ``value`` (a path or name from the command line, bytes kept as surrogates) cannot be
+    written into activation scripts and Python files, which are UTF-8 text; None if it can."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return f"{what} '{shown}' is not valid UTF-8, and the overlay's scripts name it as text"
+    return None

@@ -21,7 +21,7 @@ from .atomic import Staging
 from .errors import OverlayError
 from .kernel import unpack_notes
 from .metadata import METADATA_FILE, OverlayRecord, read_record
-from .oserrors import READ_ERRORS, describe_os_error
+from .oserrors import READ_ERRORS, describe_os_error, not_text_problem
 from .paths import path_problem
 from .relocate import (
     RELOCATE_SCRIPT,
@@ -78,7 +78,15 @@ def publish_file(temporary: Path, output: Path, force: bool) -> None:
 
 
 def pack_overlay(overlay: Path, output: Path, force: bool = False) -> PackResult:
-    """Write ``overlay`` into the gzipped tar ``output``; refuse what cannot move."""
+    """Write ``overlay`` into the gzipped tar ``output``; refuse what cannot move. What the system
+    refuses (a full disk, an unwritable directory, a name too long) is one line; no partial archive."""
+    try:
+        return _pack_overlay(overlay, output, force)
+    except OSError as exc:
+        raise OverlayError(f"cannot pack {overlay} into {str(output)!r}: {describe_os_error(exc)}") from None
+
+
+def _pack_overlay(overlay: Path, output: Path, force: bool) -> PackResult:
     overlay = Path(os.path.abspath(overlay))
     output = Path(os.path.abspath(output))
     record = read_record(overlay)
@@ -118,8 +126,6 @@ def pack_overlay(overlay: Path, output: Path, force: bool = False) -> PackResult
             tar.addfile(info, io.BytesIO(script))
             members += 1
         publish_file(temporary, output, force)
-    except OSError as exc:  # a full disk, an unwritable directory, a file gone while packing
-        raise OverlayError(f"cannot pack {overlay} into {str(output)!r}: {describe_os_error(exc)}") from None
     finally:
         if temporary.exists():
             temporary.unlink()
@@ -286,7 +292,7 @@ def check_unpack_destination(dest: Path) -> Path:
     """Refuse what cannot become the overlay at ``dest`` (absolute); return the directory the final
     rename creates: ``dest`` itself, or its outermost missing parent, so that the missing parents
     appear together with the overlay, or not at all."""
-    problem = path_problem(dest)
+    problem = path_problem(dest) or not_text_problem("the path", str(dest))
     if problem:
         raise OverlayError(f"cannot unpack an overlay there: {problem}")
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
@@ -311,7 +317,10 @@ def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
     ``dest`` are made inside the staging directory and appear with that one rename too.
     """
     dest = Path(os.path.abspath(dest))
-    top = check_unpack_destination(dest)
+    try:
+        top = check_unpack_destination(dest)
+    except OSError as exc:  # a name too long, a parent we may not enter
+        raise OverlayError(f"cannot unpack an overlay there: {describe_os_error(exc)}") from None
     try:
         tar = tarfile.open(archive, "r:*")
     except (*READ_ERRORS, tarfile.TarError) as exc:

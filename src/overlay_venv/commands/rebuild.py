@@ -77,12 +77,11 @@ def command(
 
 def _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_shadow, quiet) -> None:
     import os
-    from pathlib import Path
 
     from ..create import CreateOptions, create_overlay
     from ..errors import OverlayError
     from ..layers import align, canonical_name, load_layering
-    from ..lock import base_changes, parse_lock, version_changes
+    from ..lock import base_changes, read_lock, version_changes
     from ..lock_pip import base_distributions, overlay_versions, populate_from_requests
     from ..metadata import is_overlay, read_record
     from ..sources import Sources
@@ -90,7 +89,7 @@ def _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_
     index_url, extra_index_urls, find_links, no_index = sources_given
     exists = is_overlay(overlay)
     record = read_record(overlay) if exists else None
-    lock = parse_lock(Path(lock_file).read_text(encoding="utf-8"), lock_file) if lock_file else None
+    lock = read_lock(lock_file) if lock_file else None
     if lock is None and record is None:
         raise OverlayError(
             f"{overlay} is not an overlay made by overlay-venv; to create it from a lock's requests, pass --lock FILE"

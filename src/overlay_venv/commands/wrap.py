@@ -72,6 +72,7 @@ def command(
     from ..batch import render_job, write_job
     from ..errors import OverlayError
     from ..metadata import find_overlay, read_record
+    from ..oserrors import os_errors_as
     from ..pack import human_size
     from ..ship import (
         SBATCH_SCRIPT_LIMIT,
@@ -97,38 +98,40 @@ def command(
             raise OverlayError(f"with --condor, -o names the submit description, FILE.sub (not {str(output)!r})")
         submit = Path(output).absolute()
         job = submit.with_suffix(".sh")
-    if not to_stdout:
-        job = Path(job).absolute()
-        for path in (job, submit):
-            if path is not None and (path.exists() or path.is_symlink()) and not force:
-                raise OverlayError(f"{str(path)!r} exists; pass --force to overwrite it")
-            if path is not None and not path.parent.is_dir():
-                raise OverlayError(f"directory {str(path.parent)!r} does not exist (create it first)")
+    # A full disk, an unwritable directory, a name too long: one line, nothing half-written.
+    with os_errors_as(f"cannot write the job script {str(job)!r}"):
+        if not to_stdout:
+            job = Path(job).absolute()
+            for path in (job, submit):
+                if path is not None and (path.exists() or path.is_symlink()) and not force:
+                    raise OverlayError(f"{str(path)!r} exists; pass --force to overwrite it")
+                if path is not None and not path.parent.is_dir():
+                    raise OverlayError(f"directory {str(path.parent)!r} does not exist (create it first)")
 
-    shipment, values = None, None
-    if ship:
-        for problem in (ship_problem(overlay), ship_dir_problem(ship_dir) if ship_dir is not None else None):
-            if problem:
-                raise OverlayError(problem)
-        shipment, pack_notes = make_shipment(overlay, job, embed)
-        for note in pack_notes:
-            click.echo(note, err=True)
-        values = ship_values(shipment, read_record(overlay).base.interpreter, ship_dir)
-    try:
-        text, notes = render_job(overlay, list(cmd), setup, values)
-        submit_text = render_submit(submit, job, shipment, jobs or 1) if submit else None
-        for note in notes:
-            click.echo(note, err=True)
-        if to_stdout:
-            click.echo(text, nl=False)
-            return
-        write_job(text, job, force)
-        if submit_text is not None:
-            write_job(submit_text, submit, force, mode=0o644)
-    except BaseException:
-        if shipment is not None and shipment.pack is not None:
-            shipment.pack.unlink(missing_ok=True)
-        raise
+        shipment, values = None, None
+        if ship:
+            for problem in (ship_problem(overlay), ship_dir_problem(ship_dir) if ship_dir is not None else None):
+                if problem:
+                    raise OverlayError(problem)
+            shipment, pack_notes = make_shipment(overlay, job, embed)
+            for note in pack_notes:
+                click.echo(note, err=True)
+            values = ship_values(shipment, read_record(overlay).base.interpreter, ship_dir)
+        try:
+            text, notes = render_job(overlay, list(cmd), setup, values)
+            submit_text = render_submit(submit, job, shipment, jobs or 1) if submit else None
+            for note in notes:
+                click.echo(note, err=True)
+            if to_stdout:
+                click.echo(text, nl=False)
+                return
+            write_job(text, job, force)
+            if submit_text is not None:
+                write_job(submit_text, submit, force, mode=0o644)
+        except BaseException:
+            if shipment is not None and shipment.pack is not None:
+                shipment.pack.unlink(missing_ok=True)
+            raise
 
     where = click.format_filename(str(output))
     if shipment is None:
