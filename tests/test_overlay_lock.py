@@ -20,7 +20,7 @@ import pytest
 from conftest import overlay_venv
 
 from overlay_venv.errors import OverlayError
-from overlay_venv.overlay_lock import LOCK_FILE, acquire, guarded, holder_text, overlay_lock, release
+from overlay_venv.overlay_lock import LOCK_FILE, acquire, command_of, guarded, holder_pid, holder_text, overlay_lock, release
 
 HOLD = textwrap.dedent(
     """
@@ -28,15 +28,18 @@ HOLD = textwrap.dedent(
     from pathlib import Path
     from overlay_venv.overlay_lock import guarded, inherited_fds, overlay_lock
     with overlay_lock(Path(sys.argv[1]), "overlay-venv install six", recover=False):
-        child = subprocess.Popen(guarded(["sleep", "60"]), pass_fds=inherited_fds()) if sys.argv[2:] == ["child"] else None
+        child = subprocess.Popen(guarded(["sleep", "60"]), pass_fds=inherited_fds()) if sys.argv[2] == "child" else None
         print(child.pid if child else 0, flush=True)
         time.sleep(60)
     """
 )
 
 
-def holder(directory: Path, *extra: str) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(directory), *extra], stdout=subprocess.PIPE, text=True)
+def holder(directory: Path, mode: str = "alone") -> tuple[subprocess.Popen, int]:
+    """A process holding the lock; its command line ends like an install's, which is how waiters name it."""
+    (directory / "pyvenv.cfg").touch()
+    argv = [sys.executable, "-c", HOLD, str(directory), mode, "overlay-venv", "install", "six"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     child = int(process.stdout.readline())
     return process, child
 
@@ -58,11 +61,19 @@ def gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
-def test_holder_text_names_command_and_pid():
-    assert holder_text(f"123 {os.uname().nodename} overlay-venv install six\n".encode()) == "`overlay-venv install six` (pid 123)"
-    assert holder_text(b"123 otherhost overlay-venv sync a b") == "`overlay-venv sync a b` (pid 123 on otherhost)"
-    assert holder_text(b"") == "another overlay-venv command"
-    assert holder_text(b"\xff\xfe garbage") == "another overlay-venv command"
+def test_a_holder_is_named_by_its_command_and_pid():
+    assert command_of(["/usr/bin/python3", "/opt/bin/overlay-venv", "install", "six"]) == "overlay-venv install six"
+    assert command_of(["python3", "-m", "overlay_venv", "sync", "a b", "x\ny"]) == "overlay-venv sync a b x?y"
+    assert command_of(["sleep", "60"]) == "sleep 60"
+    assert holder_text(None) == "another process (not on this host, or not visible here)"
+    locks = "1: FLOCK  ADVISORY  WRITE 4711 fe:00:{ino} 0 EOF\n1: -> FLOCK  ADVISORY  WRITE 4712 fe:00:{ino} 0 EOF\n"
+    fd = os.open(__file__, os.O_RDONLY)
+    try:
+        ino = os.fstat(fd).st_ino
+        assert holder_pid(fd, locks.format(ino=ino)) == 4711  # the waiter ("->") is not the holder
+        assert holder_pid(fd, locks.format(ino=ino + 1)) is None
+    finally:
+        os.close(fd)
 
 
 def test_no_wait_fails_at_once_naming_the_holder(tmp_path):
@@ -93,13 +104,14 @@ def test_a_waiter_says_once_what_it_waits_for_and_gets_the_lock_when_the_holder_
     process.wait()
     thread.join(10)
     assert got, "the lock did not die with its holder"
-    assert (tmp_path / LOCK_FILE).read_text().split(" ", 2)[::2] == [str(os.getpid()), "overlay-venv install other\n"]
+    assert holder_pid(got[0]) == os.getpid()
     release(got[0])
 
 
 def test_a_waiter_locks_the_new_directory_when_the_old_one_was_swapped_away(tmp_path):
     overlay = tmp_path / "ov"
     overlay.mkdir()
+    (overlay / "pyvenv.cfg").touch()
     first = acquire(overlay, "overlay-venv rebuild ov")
     got: list[int] = []
     thread = threading.Thread(target=lambda: got.append(acquire(overlay, "overlay-venv install x", say=lambda _t: None)))
@@ -107,6 +119,7 @@ def test_a_waiter_locks_the_new_directory_when_the_old_one_was_swapped_away(tmp_
     time.sleep(0.3)
     os.rename(overlay, tmp_path / "old")  # what --clear and rebuild do, in one step
     overlay.mkdir()
+    (overlay / "pyvenv.cfg").touch()
     release(first)
     thread.join(10)
     assert got
@@ -115,7 +128,8 @@ def test_a_waiter_locks_the_new_directory_when_the_old_one_was_swapped_away(tmp_
 
 
 def test_the_same_process_may_nest_locks_of_one_overlay(tmp_path):
-    other = [sys.executable, "-c", HOLD, str(tmp_path)]
+    (tmp_path / "pyvenv.cfg").touch()
+    other = [sys.executable, "-c", HOLD, str(tmp_path), "alone"]
     with overlay_lock(tmp_path, "outer", recover=False):
         with overlay_lock(tmp_path, "inner", recover=False):  # does not wait for itself
             held = subprocess.run(

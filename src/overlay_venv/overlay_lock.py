@@ -1,15 +1,17 @@
 """One mutation of an overlay at a time, and no installer that outlives the command that started it.
 
 Every command that changes an overlay in place (``install``, ``sync``, ``rebuild``, ``create --clear``,
-``kernel install``) runs inside :func:`overlay_lock`. The lock is an ``flock`` on the file
-``OVERLAY/.overlay-venv.lock``: the kernel drops it when the last descriptor of it closes, so it dies
-with its holder however that ends (SIGKILL, a node losing its job) and there is no pid file to
-judge stale. A second mutation prints one line naming who holds it (command, pid, host) and waits;
-with ``wait=False`` (``--no-wait``) it fails at once.
+``kernel install``) runs inside :func:`overlay_lock`. The lock is an ``flock`` on the overlay's
+``pyvenv.cfg``: the kernel drops it when the last descriptor of it closes, so it dies with its holder
+however that ends (SIGKILL, a node losing its job), and there is no pid file to judge stale. The
+file is one every overlay has and no install replaces, so locking leaves no trace in the overlay
+(a failed install changes nothing, not even a lock file; ``pack`` has nothing extra to carry). Who
+holds a lock is read from ``/proc/locks`` and the holder's command line; a second mutation prints one
+line naming it (command, pid) and waits; with ``wait=False`` (``--no-wait``) it fails at once.
 
-The file is never replaced, only opened, so its identity is stable; ``--clear`` and ``rebuild`` swap
-the whole directory, though, so a waiter checks after it got the lock that the file it holds is still
-the one at the path, and otherwise locks the new one.
+``--clear`` and ``rebuild`` swap the whole directory (and relocating writes ``pyvenv.cfg`` anew), so
+a waiter checks after it got the lock that the file it holds is still the one at the path, and
+otherwise locks the new one.
 
 Children: :func:`guarded` wraps an installer's command so that it dies with us. A tiny interpreter
 asks the kernel for SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``, kept across exec),
@@ -21,7 +23,6 @@ lock is still held: a job script's immediate retry waits for pip to be gone rath
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import sys
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from .errors import OverlayError
 
-LOCK_FILE = ".overlay-venv.lock"
+LOCK_FILE = "pyvenv.cfg"
 
 # The descriptors of the locks this process holds, by overlay: a nested mutation of the same overlay
 # (a command calling another's code) must not wait for itself.
@@ -55,24 +56,66 @@ def lock_path(overlay: Path) -> Path:
     return overlay / LOCK_FILE
 
 
-def holder_text(raw: bytes) -> str:
-    """Who holds a lock, from what the holder wrote into the file: ``pid host command``."""
-    pid, _, rest = raw.decode("utf-8", "replace").strip().partition(" ")
-    host, _, command = rest.partition(" ")
-    if not pid.isdigit():
-        return "another overlay-venv command"
-    where = f" on {host}" if host and host != os.uname().nodename else ""
-    return f"`{command or 'overlay-venv'}` (pid {pid}{where})"
+def command_of(argv: Sequence[str]) -> str:
+    """How a process is shown to a waiter: ``overlay-venv install six`` for an overlay-venv command
+    (however it was started: the console script, ``python -m overlay_venv``), else its command line."""
+    words = list(argv)
+    for index, word in enumerate(words):
+        if os.path.basename(word) == "overlay-venv":
+            words = ["overlay-venv", *words[index + 1 :]]
+            break
+        if word == "-m" and words[index + 1 : index + 2] == ["overlay_venv"]:
+            words = ["overlay-venv", *words[index + 2 :]]
+            break
+    text = "".join(char if char.isprintable() else "?" for char in " ".join(words))
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def holder_pid(fd: int, locks_text: str | None = None) -> int | None:
+    """The pid holding an flock on ``fd``'s file, from ``/proc/locks`` (None: not visible here, e.g.
+    a holder on another NFS client)."""
+    info = os.fstat(fd)
+    exact = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    if locks_text is None:
+        try:
+            with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+                locks_text = handle.read()
+        except OSError:
+            return None
+    same_inode = []
+    for line in locks_text.splitlines():
+        parts = line.split()
+        if len(parts) < 6 or parts[1] == "->" or parts[1] != "FLOCK" or not parts[4].isdigit():
+            continue  # "->" marks a waiter, not a holder
+        if parts[5] == exact:
+            return int(parts[4])
+        if parts[5].rsplit(":", 1)[-1] == str(info.st_ino):
+            same_inode.append(int(parts[4]))  # overlayfs and the like report another device
+    return same_inode[0] if len(same_inode) == 1 else None
+
+
+def holder_text(pid: int | None) -> str:
+    if pid is None:
+        return "another process (not on this host, or not visible here)"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = [os.fsdecode(word) for word in handle.read().split(b"\0") if word]
+    except OSError:
+        argv = []
+    return f"`{command_of(argv)}` (pid {pid})" if argv else f"process {pid}"
 
 
 def _open(path: Path) -> int:
+    # Opened for writing where we may: flock over NFS is a POSIX write lock, which needs it.
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        return os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except PermissionError:
         try:  # an overlay we may read but not write: a lock still works; the mutation will say why not
             return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise OverlayError(f"cannot lock {path.parent}: {exc.strerror}") from None
+    except FileNotFoundError:
+        raise OverlayError(f"cannot lock {path.parent}: it has no {path.name} (not an overlay?)") from None
     except OSError as exc:
         raise OverlayError(f"cannot lock {path.parent}: {exc.strerror}") from None
 
@@ -87,7 +130,8 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def acquire(overlay: Path, command: str, wait: bool = True, say: Callable[[str], None] | None = None) -> int:
-    """Take the lock of ``overlay``; returns its descriptor (give it to :func:`release`)."""
+    """Take the lock of ``overlay``; returns its descriptor (give it to :func:`release`). ``command``
+    names what we are doing in messages; waiters read who we are from /proc."""
     path = lock_path(overlay)
     said = False
     while True:
@@ -96,7 +140,7 @@ def acquire(overlay: Path, command: str, wait: bool = True, say: Callable[[str],
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                who = holder_text(os.pread(fd, 4096, 0))
+                who = holder_text(holder_pid(fd))
                 if not wait:
                     raise OverlayError(f"{overlay} is busy: {who} is changing it; not waiting (--no-wait)") from None
                 if not said:
@@ -109,14 +153,6 @@ def acquire(overlay: Path, command: str, wait: bool = True, say: Callable[[str],
             os.close(fd)
             raise
         os.close(fd)  # the directory was replaced meanwhile (--clear, rebuild): lock the new one
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {os.uname().nodename} {command}\n".encode("utf-8", "replace"), 0)
-    except OSError as exc:
-        if exc.errno not in (errno.EBADF, errno.EINVAL, errno.ENOSPC, errno.EDQUOT):
-            os.close(fd)
-            raise OverlayError(f"cannot lock {overlay}: {exc.strerror}") from None
-        # read-only descriptor or a full disk: the lock holds; waiters only learn less about us
     return fd
 
 
@@ -154,11 +190,8 @@ def overlay_lock(
 
 
 def command_text(argv: Sequence[str] | None = None) -> str:
-    """How waiters see us: ``overlay-venv install six`` (a long command line cut short)."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    text = " ".join(["overlay-venv", *words])
-    text = "".join(char if char.isprintable() else "?" for char in text)
-    return text if len(text) <= 200 else text[:197] + "..."
+    """This command as waiters and the interrupted-install message show it: ``overlay-venv install six``."""
+    return command_of(["overlay-venv", *(sys.argv[1:] if argv is None else argv)])
 
 
 def inherited_fds() -> tuple[int, ...]:
