@@ -56,6 +56,7 @@ OPTION_SETS = [
     ("bash", "set-o-posix", ["set -o posix"], []),
     ("bash", "--posix", [], ["--posix"]),
     ("bash", "set-f", ["set -f"], []),
+    ("bash", "nocasematch", ["shopt -s nocasematch"], []),
     ("ksh", "default", [], []),
     ("ksh", "set-u", ["set -u"], []),
     ("ksh", "noglob", ["set -o noglob"], []),
@@ -68,7 +69,7 @@ OPTION_SETS = [
 ]
 
 # What values are made of: every character some shell expands somewhere, and words that mean something.
-PIECES = [*"=~*?[]{}$\\'\" \t!%#`()&;|<>^,-@+:", "\x01", "\x7f", "é", "ünï", "日本", "a", "b", "/", "/usr/bin"]
+PIECES = [*"=~*?[]{}$\\'\" \t!%#`()&;|<>^,-@+:", "\x01", "\x7f", "é", "ünï", "日本", "a", "b", "A", "/", "/usr/bin"]
 PIECES += ["$HOME", "${PATH}", "$(echo X)", "`echo X`", "~root", "=ls", "=nosuch", "[ab]", "{a,b}", "*.py", "%9v", "\\n", "-n"]
 PIECES.remove(":")  # the separator is placed by the list generator
 
@@ -99,6 +100,8 @@ def generate(rng: random.Random, own: list[list[str]], family: str) -> list[Case
             return ""
         if roll < 0.2:
             return rng.choice(own[overlay])  # a copy of our own entry, which activation must not double
+        if roll < 0.22:
+            return rng.choice(own[overlay]).upper()  # not ours, though bash's nocasematch would say so
         if roll < 0.28 and venv:
             return rng.choice([venv, f"{venv}/bin", f"{venv}{text(2)}"])
         return ("/" if rng.random() < 0.5 else "") + text()
@@ -173,8 +176,9 @@ VARIABLES = ["PATH", "PYTHONPATH", "PYTHONHOME", "PS1", "VIRTUAL_ENV", "VIRTUAL_
 class Driver:
     """The lines of one case in one shell, and how to read what they printed."""
 
-    def __init__(self, shell, name: str, overlays: list[Path]):
+    def __init__(self, shell, name: str, overlays: list[Path], options: tuple[str, ...] = ()):
         self.shell = shell
+        self.nocasematch = "shopt -s nocasematch" in options
         self.name = name
         self.family = shell.family
         self.prompt_var = "prompt" if self.family == "csh" else "PS1"
@@ -284,8 +288,11 @@ def saved_value(driver: Driver, case: Case, var: str, value: str | None, overlay
         value = remove_under(value, case.virtual_env)
     if driver.family == "posix" and var == "PATH":
         pythonpath = f":{case.pythonpath}:" if case.pythonpath is not None else ""
+        if driver.nocasematch:  # bash's nocasematch: the `case` that decides this ignores letter case
+            pythonpath, own_pythonpath = pythonpath.lower(), [entry.lower() for entry in own_pythonpath]
         if not case.virtual_env and not any(f":{entry}:" in pythonpath for entry in own_pythonpath):
             return value
+        own_pythonpath = own_entries(overlay)[0]
     return remove_entries(value, own_pythonpath if var == "PYTHONPATH" else own_path)
 
 
@@ -384,7 +391,7 @@ FAMILY = {"zsh": "posix", "bash": "posix", "ksh": "posix", "dash": "posix", "tcs
 )
 def test_round_trip_under_shell_options(shell_name, option_id, options, args, overlays, release39, tmp_path):
     shell = require_shell(SHELL_CLASSES[FAMILY[shell_name]](shell_name))
-    driver = Driver(shell, shell_name, overlays)
+    driver = Driver(shell, shell_name, overlays, tuple(options))
     rng = random.Random(f"{SEED}-{shell_name}")  # the same cases for every option set of a shell
     cases = generate(rng, [own_entries(overlay)[0] + own_entries(overlay)[1] for overlay in overlays], driver.family)
     env = release39.env(HOME="/nonexistent-home")
