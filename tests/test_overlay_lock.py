@@ -195,6 +195,19 @@ def test_install_waits_or_fails_with_no_wait_on_a_held_overlay(release39, tmp_pa
             err.splitlines()[0]
             == f"overlay-venv: waiting for `overlay-venv install six` (pid {process.pid}) to finish with {overlay}"
         )
+
+        # create --clear waits too: the old overlay is not swapped away under a running install.
+        process, _ = holder(overlay)
+        clearing = subprocess.Popen(
+            [sys.executable, "-m", "overlay_venv", "create", str(overlay), "--clear"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(1.5)
+        assert clearing.poll() is None, "create --clear did not wait"
+        process.kill()
+        process.wait()
+        _out, err = clearing.communicate(timeout=120)
+        assert clearing.returncode == 0, err
+        assert err.splitlines()[0].startswith("overlay-venv: waiting for `overlay-venv install six`")
     finally:
         process.kill()
         process.wait()

@@ -89,6 +89,7 @@ def command(
         overlay-venv install tool==2.0 --allow-shadow corelib
         overlay-venv install --overlay myenv --uv tool       # uv installs what pip resolved
         overlay-venv install --no-index -f ./wheels tool
+        overlay-venv install --overlay myenv --no-wait tool  # fail, not wait, if myenv is busy
     """
     from pathlib import Path
 

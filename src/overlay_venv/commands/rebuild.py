@@ -57,6 +57,7 @@ def command(
         overlay-venv rebuild myenv --lock pylock.toml
         overlay-venv rebuild myenv --lock pylock.toml --wheelhouse /shared/wheelhouse
         overlay-venv rebuild myenv --allow-shadow corelib
+        overlay-venv rebuild myenv --no-wait                 # fail, not wait, if myenv is busy
         overlay-venv rebuild myenv --no-index -f ./wheels && overlay-venv lock myenv -o pylock.toml
     """
     import os

@@ -29,6 +29,7 @@ def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool, no
         overlay-venv sync myenv pylock.toml
         overlay-venv sync myenv pylock.toml --wheelhouse /shared/wheelhouse   # no index access
         overlay-venv sync myenv pylock.toml --dry-run
+        overlay-venv sync myenv pylock.toml --no-wait                         # fail if myenv is busy
     """
     from pathlib import Path
 
