@@ -9,6 +9,7 @@ here; a test checks that the two agree.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -34,6 +35,11 @@ COMMANDS = {
         "the same release at the same path."
     ),
     "unpack": "Unpack an archive made by `overlay-venv pack` into DEST and point the overlay there.",
+    "publish": "Publish the overlay NAME into a store as STORE/NAME, under an id that never changes.",
+    "tag": "Point the tags TAG... of a published name at the id REF resolves to.",
+    "envs": "List the overlays published in the stores: names, tags, ids, base, Python, date and size.",
+    "gc": "Remove the ids of STORE that no tag points at, and say what that freed.",
+    "completion": "Print the shell completion script for SHELL (bash, zsh or fish).",
 }
 
 
@@ -72,4 +78,8 @@ def cli() -> None:
 
 
 def main() -> None:
+    if "_OVERLAY_VENV_COMPLETE" in os.environ:  # a shell asking for completions: add store references
+        from .completion import register
+
+        register()
     cli(prog_name="overlay-venv")

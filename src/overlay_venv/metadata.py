@@ -245,6 +245,10 @@ def find_overlay(name: str | os.PathLike | None) -> Path:
         if not active:
             raise OverlayError("no overlay is active: name one, or activate one with `source NAME/bin/activate`")
         name = active
+    else:  # a published reference (team/ana:v3, STORE/team/ana@ID) becomes its id's directory
+        from .refs import overlay_argument
+
+        name = overlay_argument(name)
     path = Path(os.path.abspath(name))
     try:
         os.stat(path / METADATA_FILE)

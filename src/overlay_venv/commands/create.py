@@ -42,10 +42,10 @@ import click
 @click.option(
     "--from",
     "lock_file",
-    type=click.Path(exists=True, dir_okay=False),
-    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    metavar="FILE|REF",
     help="Fill the overlay with exactly the distributions locked in FILE (a pylock.toml from `overlay-venv lock`), "
-    "hashes required, no dependency resolution.",
+    "hashes required, no dependency resolution. A published REF (team/ana:v3): a private copy of it.",
 )
 @click.option(
     "--wheelhouse",
@@ -84,6 +84,7 @@ def command(
         overlay-venv create myenv --keep-setup --setup /release_setup.sh     # in an ATLAS container
         overlay-venv create myenv --from pylock.toml                         # exactly what was locked
         overlay-venv create myenv --from pylock.toml --wheelhouse /shared/wheelhouse   # no index access
+        overlay-venv create myenv --from team/ana:v3                         # a private copy of a published one
 
     Aliases such as setupATLAS exist only in interactive login shells; give the sourceable form:
     --setup 'source "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh"' and asetup on a second line.
@@ -98,6 +99,8 @@ def command(
         if hint:
             click.echo(hint, err=True)
     populate = None
+    if lock_file and _copy_of_reference(name, lock_file, clear):  # --from team/ana:v3
+        return
     if lock_file:
         from ..lock_pip import prepare_create_from
 
@@ -127,3 +130,21 @@ def command(
         return
     click.echo(f"created overlay {where} on {record.base.implementation} {record.base.version} ({record.base.interpreter})")
     click.echo(f"activate it with: source {shlex.quote(str(name) + '/bin/activate')}")
+
+
+def _copy_of_reference(name: Path, value: str, clear: bool) -> bool:
+    """``--from REF``: copy the published overlay REF to NAME (publish.py); False for a lock file,
+    which must then exist."""
+    import os
+
+    from ..publish import is_reference_argument, private_copy
+
+    if not is_reference_argument(value):
+        if not os.path.isfile(value):
+            message = f"File {value!r} does not exist (nor is it a reference team/ana:TAG)."
+            raise click.BadParameter(message, param_hint="'--from'")
+        return False
+    _dest, pinned = private_copy(value, name, clear)
+    click.echo(f"created overlay {click.format_filename(str(name))} as a private copy of {pinned}")
+    click.echo(f"activate it with: source {shlex.quote(str(name) + '/bin/activate')}")
+    return True

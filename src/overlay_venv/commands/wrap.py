@@ -32,6 +32,12 @@ import click
 )
 @click.option("--condor", is_flag=True, help="Also write an HTCondor submit description (-o FILE.sub).")
 @click.option("--jobs", type=click.IntRange(min=1), metavar="N", help="With --condor: queue N jobs, each given its number.")
+@click.option(
+    "--follow-tag",
+    is_flag=True,
+    help="NAME is a published team/ana:TAG: each job takes the id the tag points at when it starts, "
+    "instead of the id it points at now.",
+)
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def command(
     name: Path,
@@ -43,6 +49,7 @@ def command(
     ship_dir: str | None,
     condor: bool,
     jobs: int | None,
+    follow_tag: bool,
     cmd: tuple[str, ...],
 ) -> None:
     """Write a job script that runs CMD inside the overlay NAME on a batch worker.
@@ -58,6 +65,9 @@ def command(
     directory, which later jobs on that node reuse. --condor also writes the HTCondor submit
     description, with the pack among the transferred files and the submitter's environment left out.
 
+    A published NAME (team/ana:v3) is pinned to the id v3 points at now, so every job of an array runs
+    the same overlay even if v3 moves meanwhile; --follow-tag writes the tag instead.
+
     \b
     Examples:
         overlay-venv wrap myenv -o job.sh -- python analyse.py --year 2024
@@ -68,6 +78,7 @@ def command(
         overlay-venv wrap myenv --ship -o job.sh -- python analyse.py   # the overlay travels with the job
         overlay-venv wrap myenv --condor --ship --jobs 100 -o job.sub -- python analyse.py --part
         condor_submit job.sub                           # job N runs: python analyse.py --part N
+        overlay-venv wrap team/ana:v3 -o job.sh -- python analyse.py    # runs v3's id of today
     """
     from ..batch import render_job, write_job
     from ..errors import OverlayError
@@ -92,6 +103,12 @@ def command(
     if to_stdout and (ship or condor):
         raise OverlayError("--ship, --embed and --condor write files: give -o a file name")
     overlay = find_overlay(name)
+    if follow_tag:  # the tag's symlink: each job's activation resolves it once (refs.py)
+        from ..refs import tag_path
+
+        if ship:
+            raise OverlayError("--follow-tag cannot go with --ship or --embed, which carry one id")
+        overlay = tag_path(name)
     job, submit = output, None
     if condor:
         if output.suffix != ".sub":
