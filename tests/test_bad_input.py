@@ -552,12 +552,26 @@ def test_a_read_only_filesystem_is_one_line(lab, tmp_path):
 # Ctrl-C and a hanging interpreter
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.2, 0.4, 0.7])
+def _janitor_started(pid: int) -> bool:
+    """Whether process ``pid`` has started its staging janitor: create is building, for sure."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return any(b"overlay-venv-janitor" in Path(f"/proc/{child}/cmdline").read_bytes() for child in children)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2, 0.5])
 def test_ctrl_c_early_in_create_is_one_line_exit_130_and_leaves_nothing(lab, tmp_path, delay):
+    """SIGINT once create has begun building (its staging janitor runs), then ``delay`` later: a
+    fixed delay from start would land in Python's own start-up on a loaded machine."""
     parent = tmp_path / "p"
     parent.mkdir()
     cmd = [sys.executable, "-m", "overlay_venv", "create", str(parent / "env"), "--no-cache"]
     proc = subprocess.Popen(cmd, env=lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _janitor_started(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

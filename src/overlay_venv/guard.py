@@ -32,6 +32,14 @@ class GuardedGroup(click.Group):
     """A click group whose commands end in one line whatever they raise (click itself prints a bare
     "Aborted!" for Ctrl-C, and a traceback for anything else)."""
 
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:  # parsing the command line: Ctrl-C here is as early as it gets once click runs
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            if debugging():
+                raise
+            raise Interrupted("interrupted (Ctrl-C)") from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
