@@ -46,6 +46,7 @@ class Lab:
     archive: Path
     env: dict
     record: str
+    wheels: Path
 
 
 def tree_state(root: Path) -> dict:
@@ -75,7 +76,7 @@ def lab(release39, tmp_path_factory) -> Lab:
     overlay_venv("lock", str(overlay), "-o", str(lock), "--no-index", "-f", str(release39.wheels), env=env)
     archive = root / "env.tar.gz"
     overlay_venv("pack", str(overlay), "-o", str(archive), env=env)
-    return Lab(root, overlay, empty, lock, archive, env, (overlay / "overlay-venv.json").read_text())
+    return Lab(root, overlay, empty, lock, archive, env, (overlay / "overlay-venv.json").read_text(), release39.wheels)
 
 
 class ExecReached(BaseException):
@@ -451,26 +452,49 @@ def test_an_unreadable_record_is_one_line_in_every_command(lab, tmp_path):
     assert record.read_text() == lab.record
 
 
+def test_an_unreadable_lock_and_archive_are_one_line(lab, tmp_path):
+    lock = tmp_path / "pylock.toml"
+    shutil.copy(lab.lock, lock)
+    archive = tmp_path / "env.tar.gz"
+    shutil.copy(lab.archive, archive)
+    os.chmod(lock, 0)
+    os.chmod(archive, 0)
+    for args in (
+        ["create", str(tmp_path / "new"), "--from", str(lock)],
+        ["rebuild", str(lab.empty), "--lock", str(lock), "--no-index"],
+        ["unpack", str(archive), str(tmp_path / "dest")],
+    ):
+        result = run_cli(args, lab.env, prefix=NO_DAC)
+        assert_one_line(result, ("unreadable", args))
+        assert "Permission denied" in result.stderr or "is not readable" in result.stderr, (args, result.stderr)
+        assert sorted(os.listdir(tmp_path)) == ["env.tar.gz", "pylock.toml"], args
+
+
 def test_an_unwritable_parent_is_one_line(lab, tmp_path):
     """Without root's override, mode 0555 is unwritable: create, --clear, rebuild, unpack, pack, wrap."""
     locked = tmp_path / "locked"
     locked.mkdir()
     copy_of = locked / "env"
     overlay_venv("create", str(copy_of), "--no-pip", env=lab.env)
+    record = json.loads((copy_of / "overlay-venv.json").read_text())
+    record["requests"] = ["basepkg==2.0"]  # something to rebuild from, so that rebuild gets to write
+    (copy_of / "overlay-venv.json").write_text(json.dumps(record))
     before = tree_state(locked)
     os.chmod(locked, 0o555)
     try:
         for args in (
             ["create", str(locked / "new"), "--no-pip"],
             ["create", str(copy_of), "--clear", "--no-pip"],
-            ["rebuild", str(copy_of), "--no-index"],
+            ["rebuild", str(copy_of), "--no-index", "-f", str(lab.wheels)],
             ["unpack", str(lab.archive), str(locked / "dest")],
             ["unpack", str(lab.archive), str(locked / "a" / "b")],
             ["pack", str(lab.overlay), "-o", str(locked / "x.tar.gz")],
             ["wrap", str(lab.overlay), "-o", str(locked / "job.sh"), "--", "true"],
             ["wrap", str(lab.overlay), "--ship", "-o", str(locked / "ship.sh"), "--", "true"],
         ):
-            assert_one_line(run_cli(args, lab.env, prefix=NO_DAC), ("unwritable", args))
+            result = run_cli(args, lab.env, prefix=NO_DAC)
+            assert_one_line(result, ("unwritable", args))
+            assert "Permission denied" in result.stderr or "cannot write in" in result.stderr, (args, result.stderr)
             assert tree_state(locked) == before, args
     finally:
         os.chmod(locked, 0o755)
@@ -544,7 +568,9 @@ def test_a_read_only_filesystem_is_one_line(lab, tmp_path):
             ["pack", str(lab.overlay), "-o", str(fs / "x.tar.gz")],
             ["wrap", str(lab.overlay), "-o", str(fs / "job.sh"), "--", "true"],
         ):
-            assert_one_line(run_cli(args, lab.env), ("read-only", args))
+            result = run_cli(args, lab.env)
+            assert_one_line(result, ("read-only", args))
+            assert "Read-only file system" in result.stderr or "cannot write in" in result.stderr, (args, result.stderr)
             assert tree_state(fs) == before, args
 
 
