@@ -204,6 +204,8 @@ def _loops() -> list:
         ("loop-dir", [("symlink", "d/l", "../d/l/x")]),
         ("loop-long-chain", chain),
         ("loop-three", [("symlink", "x", "y/.."), ("symlink", "y", "z/.."), ("symlink", "z", "x/..")]),
+        ("long-target", [("symlink", "t", "a/" * 50000 + ups(50000 + DEPTH + 1))]),
+        ("long-chain-targets", [("symlink", f"t{j}", "x/" * 2000 + ups(2000) + f"t{j + 1}") for j in range(300)]),
     ]
 
 

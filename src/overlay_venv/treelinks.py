@@ -25,6 +25,7 @@ Lookup = Callable[[str], "Entry | None"]
 
 # The kernel gives up after 40 links in one lookup (ELOOP); so do we, and call it a loop.
 MAX_HOPS = 40
+PATH_MAX = 4096  # Linux's limit on a path, its terminating NUL included: no symlink target is longer
 
 
 def is_interpreter_link(rel: str, bin_dir: str) -> bool:
@@ -36,6 +37,8 @@ def link_problem(rel: str, target: str, lookup: Lookup, bin_dir: str) -> str | N
     """Why the symlink ``rel -> target`` in the tree is refused, or None. ``rel`` is relative to the
     tree's top, normalized, with ``/`` separators; ``lookup`` tells what a relative path is."""
     interpreter = is_interpreter_link(rel, bin_dir)
+    if len(os.fsencode(target)) >= PATH_MAX:  # the kernel would refuse it; resolving it costs time
+        return f"{rel!r} is a symlink to a target longer than {PATH_MAX - 1} bytes"
     if target.startswith("/"):
         if interpreter:
             return None
@@ -54,10 +57,13 @@ def link_problem(rel: str, target: str, lookup: Lookup, bin_dir: str) -> str | N
                 return f"{rel!r} is a symlink to {target!r}, which leads out of the overlay"
             current.pop()
             continue
+        if lexical:
+            current.append(part)
+            continue
         candidate = "/".join([*current, part])
-        entry = None if lexical else lookup(candidate)
+        entry = lookup(candidate)
         if entry is None or entry[0] != "link":
-            lexical = lexical or entry is None or entry[0] != "dir"
+            lexical = entry is None or entry[0] != "dir"
             current.append(part)
             continue
         hops += 1
