@@ -173,8 +173,38 @@ class Zsh(_References, ZshComplete):
     pass
 
 
+# One line per answer, `type,value<TAB>help`: fish splits a command substitution at newlines, so
+# click 8.4's three-line frames (and its template's bare \n) break its own script (pallets/click#3502).
+_SOURCE_FISH = """\
+function %(complete_func)s;
+    set -l response (env %(complete_var)s=fish_complete COMP_WORDS=(commandline -cp) \\
+COMP_CWORD=(commandline -t) %(prog_name)s);
+
+    for completion in $response;
+        set -l metadata (string split -m 1 "," -- $completion);
+
+        if test "$metadata[1]" = "dir";
+            __fish_complete_directories $metadata[2];
+        else if test "$metadata[1]" = "file";
+            __fish_complete_path $metadata[2];
+        else if test "$metadata[1]" = "plain";
+            echo $metadata[2];
+        end;
+    end;
+end;
+
+complete --no-files --command %(prog_name)s --arguments \\
+"(%(complete_func)s)";
+"""
+
+
 class Fish(_References, FishComplete):
-    pass
+    source_template = _SOURCE_FISH
+
+    def format_completion(self, item: CompletionItem) -> str:
+        value = " ".join(item.value.split("\n"))
+        help_ = " ".join((item.help or "").split())
+        return f"{item.type},{value}\t{help_}" if help_ else f"{item.type},{value}"
 
 
 CLASSES = {"bash": Bash, "zsh": Zsh, "fish": Fish}
