@@ -12,10 +12,10 @@ activation sets PYTHONPATH and PATH as ``activate_value`` says, deactivate gives
 back byte for byte (unset stays unset), `deactivate` exists exactly while active, no name of ours is
 left behind, and stderr holds exactly the drift warnings the model expects.
 
-Cases alternate between two overlays: one whose path holds `=`, `~`, glob and brace characters under
-a plain prompt name (bin/activate's common path), one whose name holds `$`, backquotes, `!`, `%` and a
-backslash (each shell's prompt special case). The seed is fixed (OVERLAY_VENV_FUZZ_SEED changes it),
-so a failure names a case that can be run again.
+Cases go to one of three overlays: one whose path holds `=`, `~`, glob and brace characters under a
+plain prompt name (bin/activate's common path), one whose name holds `$`, backquotes, `!`, `%` and a
+backslash (each shell's prompt special case), one whose path shlex.quote leaves bare. The seed is
+fixed (OVERLAY_VENV_FUZZ_SEED changes it), so a failure names a case that can be run again.
 """
 
 from __future__ import annotations
@@ -45,7 +45,12 @@ OPTION_SETS = [
     ("zsh", "GLOB_SUBST", ["setopt GLOB_SUBST"], []),
     ("zsh", "SH_WORD_SPLIT", ["setopt SH_WORD_SPLIT"], []),
     ("zsh", "KSH_ARRAYS", ["setopt KSH_ARRAYS"], []),
-    ("zsh", "all", ["setopt GLOB_SUBST SH_WORD_SPLIT KSH_ARRAYS GLOB_ASSIGN EXTENDED_GLOB NO_UNSET ERR_EXIT"], []),
+    (
+        "zsh",
+        "all",
+        ["setopt GLOB_SUBST SH_WORD_SPLIT KSH_ARRAYS GLOB_ASSIGN EXTENDED_GLOB KSH_GLOB MAGIC_EQUAL_SUBST NO_UNSET ERR_EXIT"],
+        [],
+    ),
     ("zsh", "emulate-sh", ["emulate sh"], []),
     ("zsh", "emulate-ksh", ["emulate ksh"], []),
     ("zsh", "NO_PROMPT_PERCENT", ["unsetopt PROMPT_PERCENT", "setopt PROMPT_SUBST"], []),
@@ -64,7 +69,9 @@ OPTION_SETS = [
     ("dash", "set-eu", ["set -eu"], []),
     ("tcsh", "default", [], []),
     ("tcsh", "backslash_quote", ["set backslash_quote"], []),
+    ("tcsh", "noglob", ["set noglob"], []),
     ("csh", "default", [], []),
+    ("csh", "nonomatch", ["set nonomatch"], []),
     ("fish", "default", [], []),
 ]
 
@@ -84,7 +91,7 @@ class Case:
     added_pythonpath: str | None  # prepended while active, as another setup script would
     added_path: str | None
     rebase: bool
-    overlay: int  # which of the two overlays
+    overlay: int  # which of the three overlays
 
 
 def generate(rng: random.Random, own: list[list[str]], family: str) -> list[Case]:
@@ -116,7 +123,7 @@ def generate(rng: random.Random, own: list[list[str]], family: str) -> list[Case
 
     cases = []
     for _ in range(CASES):
-        overlay = rng.randrange(2)
+        overlay = rng.randrange(3)
         # As activation scripts set it: absolute, no trailing slash.
         venv = None if rng.random() < 0.85 else ("/v" + text(2)).rstrip("/")
         cases.append(
@@ -144,6 +151,8 @@ GLOB_DIR = "fz =~*?[ab]{c,d}\t~x=y"
 PLAIN_PROMPT = "=nosuch:=ls"
 # A name each shell's prompt must treat apart: `$`, backquotes, `!`, `%`, a backslash.
 ODD_PROMPT_NAME = "odd $(echo X) `echo Y` !1 %n \\w ~ ünï"
+# A path shlex.quote leaves bare, which zsh's MAGIC_EQUAL_SUBST would expand after its `=`.
+BARE_NAME = "bare==nosuch"
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +162,9 @@ def overlays(release39, tmp_path_factory) -> list[Path]:
     plain.parent.mkdir()
     overlay_venv("create", str(plain), "--no-pip", "--prompt", PLAIN_PROMPT, env=release39.env())
     overlay_venv("create", str(odd), "--no-pip", env=release39.env())
-    return [plain, odd]
+    bare = tmp_path_factory.mktemp("fuzz") / BARE_NAME
+    overlay_venv("create", str(bare), "--no-pip", env=release39.env())
+    return [plain, odd, bare]
 
 
 def own_entries(overlay: Path) -> tuple[list[str], list[str]]:
@@ -252,7 +263,7 @@ def state(fields: list[str], variables: list[str]) -> dict:
 
 
 def prompt_name(overlay_index: int, overlay: Path) -> str:
-    return PLAIN_PROMPT if overlay_index == 0 else overlay.name
+    return PLAIN_PROMPT if overlay_index == 0 else overlay.name  # BARE_NAME is plain too
 
 
 def expected_prompt(
@@ -266,8 +277,8 @@ def expected_prompt(
             return None
         name = prompt_name(overlay_index, overlay)
         return "(" + (tcsh_prompt(name) if driver.name == "tcsh" else csh_prompt(name)) + ") " + before
-    if overlay_index == 0:  # a plain name
-        return f"({PLAIN_PROMPT}) " + (before or "")
+    if overlay_index != 1:  # a plain name
+        return f"({prompt_name(overlay_index, overlay)}) " + (before or "")
     if driver.name == "bash":
         return "(" + bash_prompt(overlay.name) + ") " + (before or "")
     if driver.name == "zsh" and "unsetopt PROMPT_PERCENT" not in options:
