@@ -218,6 +218,7 @@ def record_commands(lab: Lab, out: Path) -> list[list[str]]:
         ["wrap", name, "--condor", "-o", str(out / "job.sub"), "--", "true"],
         ["kernel", "install", name],
         ["pack", name, "-o", str(out / "out.tar.gz")],
+        ["publish", name, str(out / "store" / "team" / "ana")],
         ["create", name],
         ["create", name, "--clear"],
     ]
@@ -227,9 +228,14 @@ def listing(path: Path) -> list[str]:
     return sorted(name for name in os.listdir(path) if name != ".overlay-venv.lock")
 
 
+# Commands that read no overlay's record: stores (their damaged metadata is the store tests' corpus)
+# or nothing at all.
+READ_NO_RECORD = {"tag", "envs", "gc", "completion"}
+
+
 def test_the_commands_cover_every_command_of_the_cli(lab, tmp_path):
     covered = {args[0] for args in record_commands(lab, tmp_path)} | {"unpack"}  # unpack: test below
-    assert covered == set(cli.list_commands(None)), "a command was added: give it the bad input too"
+    assert covered | READ_NO_RECORD == set(cli.list_commands(None)), "a command was added: give it the bad input too"
 
 
 def test_every_command_refuses_every_damaged_record_in_one_line(lab, tmp_path, monkeypatch):
