@@ -437,3 +437,16 @@ def test_csh_marker_byte_keeps_a_list_whole(shell_name, overlays, release39, tmp
     bin_dir = own_entries(overlays[0])[1][0]
     assert state(dumps["untouched"], driver.variables)["vars"]["PATH"] == path
     assert state(dumps["changed"], driver.variables)["vars"]["PATH"] == f"/opt/rucio/bin:{bin_dir}:{path}"
+
+
+@pytest.mark.parametrize("options", ["setopt GLOB_SUBST SH_WORD_SPLIT KSH_ARRAYS NO_UNSET", "emulate ksh"])
+def test_zsh_options_are_the_users_again_after_activate_and_deactivate(options, overlays, release39, tmp_path):
+    """bin/activate runs under `emulate zsh -c` in zsh: the user's options come back after it, and
+    after `deactivate` and `overlay_venv_rebase` (which keep that emulation while they run)."""
+    shell = require_shell(PosixShell("zsh"))
+    show = "print -r -- ${(j: :)${(f)$(setopt)}}"
+    activate = overlays[1] / "bin" / "activate"
+    lines = [options, show, shell.source(activate), show, "overlay_venv_rebase", show, "deactivate", show]
+    result = shell.run(lines, env=release39.env(), cwd=tmp_path)
+    before, *later = result.lines
+    assert "ksharrays" in before and later == [before] * 3
