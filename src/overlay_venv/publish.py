@@ -25,6 +25,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,6 @@ from .store import (
     TagChange,
     clean_leftovers,
     make_name_dir,
-    make_tree_writable,
     name_lock,
     remove_tree,
     set_tags_locked,
@@ -98,16 +98,30 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: a killed publish stops copying too
 
 
-def copy_tree(source: Path, target: Path) -> None:
-    """Copy the contents of ``source`` into the existing directory ``target``: modes, times and hard
-    links kept, symlinks copied as symlinks, the owner and group the copier's (the group of a setgid
-    store directory)."""
-    command = ["cp", "-R", "-P", "--preserve=mode,timestamps,links", "--", f"{source}/.", str(target)]
-    hook = _die_with_parent if sys.platform.startswith("linux") else None
-    result = subprocess.run(command, capture_output=True, text=True, preexec_fn=hook)
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise OverlayError(f"cannot copy {source} to {target.parent}: {lines[-1] if lines else f'cp exited {result.returncode}'}")
+def copy_tree(source: Path, target: Path, meanwhile: Callable[[], None] | None = None, umask: int = 0o022) -> None:
+    """Copy the contents of ``source`` into the existing directory ``target``: times and hard links
+    kept (bytecode stays valid), symlinks copied as symlinks, modes those of the source under
+    ``umask``, owner and group the copier's (the group of a setgid store directory). ``meanwhile``
+    runs while cp copies (cp waits on the disk, the checks on the CPU); if it raises, the copy is
+    stopped and the error passes on."""
+    command = ["cp", "-R", "-P", "--preserve=timestamps,links", "--", f"{source}/.", str(target)]
+
+    def hook() -> None:  # in the child, between fork and exec
+        os.umask(umask)
+        if sys.platform.startswith("linux"):
+            _die_with_parent()
+
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=hook) as proc:
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        except BaseException:
+            proc.kill()
+            raise
+        errors = proc.stderr.read()
+    if proc.returncode != 0:
+        lines = [line for line in errors.splitlines() if line.strip()]
+        raise OverlayError(f"cannot copy {source} to {target.parent}: {lines[-1] if lines else f'cp exited {proc.returncode}'}")
     for name in os.listdir(target):
         if name.startswith(_PRIVATE_PREFIX):
             remove_tree(target / name) if (target / name).is_dir() else (target / name).unlink()
@@ -119,37 +133,22 @@ def current_umask() -> int:
     return mask
 
 
-def set_modes(root: Path, writable: bool, umask: int, setgid: bool, top: bool = True) -> tuple[int, int]:
-    """Set every mode under ``root`` (``root``'s own too, with ``top``); returns (bytes, files).
-    Read-only (``writable`` False): no write bit anywhere, read (and search/execute) for owner and
-    group always, for others as the umask allows. Writable: the owner may write, the rest as the
-    umask allows. Directories get the setgid bit when ``setgid`` (as the store directory has it)."""
-    keep = (0o777 & ~umask | stat.S_IRWXU) if writable else ((0o550 | (0o005 & ~umask)) & ~0o222)
-    size = files = 0
-    # Bottom-up: a directory's own mode never stops us changing what it holds, but this way every
-    # entry is done before its directory and a partial run leaves the top writable.
+def set_modes(root: Path, umask: int, setgid: bool = False, top: bool = True, owner_writes: bool = False) -> None:
+    """Give every file and directory under ``root`` (``root`` too, with ``top``) the modes a new one
+    gets under ``umask`` (a file not executable by anyone stays so), plus owner write with
+    ``owner_writes``; directories the setgid bit with ``setgid``. Symlinks have no mode of their own."""
+    keep = 0o777 & ~umask | (stat.S_IRWXU if owner_writes else 0)
+    gid_bit = stat.S_ISGID if setgid else 0
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames + dirnames:
             path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                os.chmod(path, 0o777 & keep | (stat.S_ISGID if setgid else 0))
-                continue
-            size += info.st_size
-            files += 1
-            os.chmod(path, (0o777 if info.st_mode & 0o111 else 0o666) & keep)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                os.chmod(path, keep | gid_bit)
+            elif not stat.S_ISLNK(mode):
+                os.chmod(path, (0o777 if mode & 0o111 else 0o666) & keep)
     if top:
-        os.chmod(root, 0o777 & keep | (stat.S_ISGID if setgid else 0))
-    return size, files
-
-
-def freeze_top(root: Path, umask: int, setgid: bool) -> None:
-    """The last step of :func:`set_modes` read-only, after the info file was written into ``root``."""
-    keep = (0o550 | (0o005 & ~umask)) & ~0o222
-    os.chmod(root / INFO_FILE, 0o444 & keep)
-    os.chmod(root, 0o777 & keep | (stat.S_ISGID if setgid else 0))
+        os.chmod(root, keep | gid_bit)
 
 
 def source_location(overlay: Path, record: OverlayRecord) -> str:
@@ -169,7 +168,6 @@ class Published:
     id: str
     copied: bool  # False: that content was published already
     changes: list[TagChange] = field(default_factory=list)
-    size: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -204,15 +202,11 @@ def publish(name: str | os.PathLike, dest: str | os.PathLike, tags: list[str]) -
     make_name_dir(dest)
     clean_leftovers(dest)
     with overlay_lock(overlay, command_text()):  # no install changes it while we read and copy it
-        problems = movable_problems(overlay, record.bin_dir) or tree_link_problems(overlay, record.bin_dir)
-        if problems:
-            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-            raise OverlayError(f"cannot publish {overlay}, it could not work from the store: {shown}")
         id_ = content_id(overlay, record)
         result = Published(dest, id_, copied=False)
         final = dest / IDS / id_
         if not final.is_dir():
-            result.copied, result.size = _build(overlay, record, final, name)
+            result.copied = _build(overlay, record, final, name)
     with name_lock(dest):
         # gc takes this lock too: between the rename and the tags no gc can take the new id away.
         if not final.is_dir():
@@ -221,42 +215,65 @@ def publish(name: str | os.PathLike, dest: str | os.PathLike, tags: list[str]) -
     return result
 
 
-def _build(overlay: Path, record: OverlayRecord, final: Path, name) -> tuple[bool, int]:
-    """Copy, relocate, freeze and rename into place ``final``; (copied, size). False when another
-    publish of the same content finished first."""
-    umask = current_umask()
+def _refuse_unmovable(overlay: Path, record: OverlayRecord) -> None:
+    """What pack refuses, publish refuses: editables, symlinks that would lead elsewhere, and so on."""
+    problems = movable_problems(overlay, record.bin_dir) or tree_link_problems(overlay, record.bin_dir)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise OverlayError(f"cannot publish {overlay}, it could not work from the store: {shown}")
+
+
+def frozen_umask(umask: int) -> int:
+    """The umask published files are made under: no write bit for anyone, others as the user's umask
+    says, owner and group what the overlay's own files give them (pip writes 0644 and 0755)."""
+    return 0o222 | (umask & 0o007)
+
+
+def _build(overlay: Path, record: OverlayRecord, final: Path, name) -> bool:
+    """Copy, relocate, freeze and rename into place ``final``; False when another publish of the
+    same content finished first.
+
+    cp runs under :func:`frozen_umask` and without keeping modes, so what it creates is read-only
+    already (a setgid store directory's group and bit passed on by the kernel) and no second walk
+    over thousands of files is needed; only bin/, which relocation rewrites, and the top are redone."""
+    umask = frozen_umask(current_umask())
     setgid = bool(os.stat(final.parent).st_mode & stat.S_ISGID)
     try:
         with Staging(final) as stage:
             try:
-                copy_tree(overlay, stage.path)
-                make_tree_writable(stage.path)  # a published source is read-only, and cp kept that
-                relocate_tree(stage.path, source_location(overlay, record), final, record)
-                size, files = set_modes(stage.path, writable=False, umask=umask, setgid=setgid, top=False)
-                info = {
-                    "id": final.name,
-                    "published_at": time.time(),
-                    "published": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "published_by": _user(),
-                    "source": str(overlay),
-                    "source_argument": os.fspath(name),
-                    "size": size,
-                    "files": files,
-                    "distributions": distributions(overlay, record),
-                    "base": {
-                        "implementation": record.base.implementation,
-                        "version": record.base.version,
-                        "interpreter": record.base.interpreter,
-                        "setup": record.base.setup,
-                    },
-                }
-                (stage.path / INFO_FILE).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-                freeze_top(stage.path, umask, setgid)
+                # While cp copies, the checks pack makes (the CPU's work while cp waits on the disk).
+                copy_tree(overlay, stage.path, lambda: _refuse_unmovable(overlay, record), umask=umask)
+                bin_dir = stage.path / record.bin_dir
+                # Writable for relocation; its setgid bit kept, or the scripts written anew lose the group.
+                os.chmod(bin_dir, stat.S_IMODE(os.stat(bin_dir).st_mode) | stat.S_IRWXU)
+                previous = os.umask(umask)  # the files relocation writes anew are read-only too
+                try:
+                    relocate_tree(stage.path, source_location(overlay, record), final, record)
+                    info = {
+                        "id": final.name,
+                        "published_at": time.time(),
+                        "published": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "published_by": _user(),
+                        "source": str(overlay),
+                        "source_argument": os.fspath(name),
+                        "distributions": distributions(overlay, record),
+                        "base": {
+                            "implementation": record.base.implementation,
+                            "version": record.base.version,
+                            "interpreter": record.base.interpreter,
+                            "setup": record.base.setup,
+                        },
+                    }
+                    (stage.path / INFO_FILE).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+                finally:
+                    os.umask(previous)
+                set_modes(bin_dir, umask, setgid)  # relocation gives its scripts fixed modes (0755)
+                os.chmod(stage.path, 0o777 & ~umask | (stat.S_ISGID if setgid else 0))
                 try:
                     stage.commit(replace=False)
                 except FileExistsError:
-                    return False, size  # the same content, published by someone else meanwhile
-                return True, size
+                    return False  # the same content, published by someone else meanwhile
+                return True
             finally:
                 if stage.path.exists():  # read-only now: give it back to the owner so it can go
                     remove_tree(stage.path)
@@ -287,8 +304,8 @@ def private_copy(reference: str, dest: str | os.PathLike, clear: bool = False) -
         raise OverlayError(f"directory {dest.parent} does not exist (create it first)")
     try:
         with Staging(dest) as stage:
-            copy_tree(source, stage.path)
-            set_modes(stage.path, writable=True, umask=current_umask(), setgid=False)  # private: the user's own
+            copy_tree(source, stage.path, umask=0o077)  # private until its modes are set below
+            set_modes(stage.path, current_umask(), owner_writes=True)  # the user's own, writable
             (stage.path / INFO_FILE).unlink(missing_ok=True)
             relocate_tree(stage.path, source_location(source, record), dest, record)
             try:

@@ -185,6 +185,24 @@ def set_tags(name_dir: Path, id_: str, tags: list[str]) -> list[TagChange]:
         return set_tags_locked(name_dir, id_, tags)
 
 
+def tree_size(root: Path) -> int:
+    """Bytes in the regular files under ``root``: measured when listed or removed, not at publish,
+    where it would be one more walk on the critical path."""
+    size = 0
+    pending = [str(root)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        size += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return size
+
+
 def read_info(id_dir: Path) -> dict:
     """The sidecar publish wrote into an id, or {} (damaged or missing: listing goes on)."""
     try:
@@ -213,8 +231,7 @@ class Entry:
             "published_by": self.info.get("published_by"),
             "python": base.get("version"),
             "base": base.get("setup") or base.get("interpreter"),
-            "size": self.info.get("size"),
-            "files": self.info.get("files"),
+            "size": tree_size(self.path) if self.path is not None else None,
             "distributions": self.info.get("distributions"),
         }
 
@@ -279,7 +296,7 @@ def collect(store: Path, older_than_days: float = 0, dry_run: bool = False) -> t
                 if not _owned(path):
                     notes.append(f"kept {shown}@{id_}: published by uid {os.lstat(path).st_uid}, who (or root) can remove it")
                     continue
-                size = info.get("size") if isinstance(info.get("size"), int) else 0
+                size = tree_size(path)
                 if not dry_run:
                     trash = name_dir / IDS / staging_name()  # a leftover of ours if we die now
                     try:

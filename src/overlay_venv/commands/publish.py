@@ -43,9 +43,7 @@ def command(name: str, dest: str, tags: tuple[str, ...]) -> None:
         None,
     )
     if result.copied:
-        from ..pack import human_size
-
-        click.echo(f"published {where}@{result.id} ({human_size(result.size)}) at {result.path}")
+        click.echo(f"published {where}@{result.id} at {result.path}")
     else:
         click.echo(f"{where}@{result.id} holds this content already; nothing copied")
     for change in result.changes:
