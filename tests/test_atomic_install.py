@@ -150,7 +150,7 @@ def installers_of(overlay: Path) -> list[str]:
     return found
 
 
-def wait_gone(overlay: Path, seconds: float = 3.0) -> list[str]:
+def wait_gone(overlay: Path, seconds: float = 10.0) -> list[str]:
     deadline = time.monotonic() + seconds
     while True:
         alive = installers_of(overlay)
@@ -280,8 +280,8 @@ def test_sigkill_at_random_moments_during_install_and_sync_leaves_nothing_half_i
         f"{len(stats['broken'])} after it; {len(stats['installers left'])} left an installer running"
     )
     assert stats["kills"] == KILLS
-    assert stats["broken"] == []
-    assert stats["installers left"] == []
+    assert stats["broken"] == [], stats["broken"][:3]
+    assert stats["installers left"] == [], stats["installers left"][:3]
     # The kills did land while pip wrote: without the roll-back these would be half-installed packages.
     assert stats["half before recovery"] > 0
 
@@ -569,7 +569,7 @@ def test_a_killed_install_leaves_no_tmp_dir_even_with_its_janitor_killed(release
         for pid in os.listdir("/proc")
         if pid.isdigit() and str(work[0]).encode() in _cmdline(pid) and b"janitor" in _cmdline(pid)
     ]
-    for pid in [str(process.pid), *janitors]:
+    for pid in [*janitors, str(process.pid)]:  # the janitor first: it would clean up at our death
         try:
             os.kill(int(pid), signal.SIGKILL)
         except ProcessLookupError:
