@@ -26,7 +26,7 @@ from conftest import make_overlay, overlay_venv
 
 from overlay_venv import refs
 from overlay_venv.errors import OverlayError
-from overlay_venv.metadata import overlay_problem
+from overlay_venv.record import overlay_problem
 from overlay_venv.relocate import files_naming
 from overlay_venv.store import INFO_FILE
 
@@ -121,6 +121,10 @@ def test_publish_tag_retag_resolve_run_create_gc(release39, two_overlays, store,
         str(copy),
     ]
 
+    assert json.loads(overlay_venv("list", f"team/ana@{id_a}", "--json", env=env).stdout)["distributions"]
+    assert "no broken requirements" in overlay_venv("check", "team/ana:v4", env=env).stdout
+
+    assert "nothing to remove" in overlay_venv("gc", str(store), "--older-than", "1", env=env).stdout  # too new
     gc = overlay_venv("gc", str(store), env=env).stdout
     assert f"removed team/ana@{id_a}" in gc and "1 untagged id" in gc
     assert not tree.exists() and (store / "team" / "ana" / "ids" / id_b).is_dir()
@@ -292,3 +296,12 @@ def test_a_publish_killed_at_random_moments_leaves_nothing_visible(release39, tw
         assert refs.list_tags(dest) == {"v1": published_id(out)}
         # What the killed one left (its pid is gone) was removed by this publish.
         assert not [name for name in os.listdir(dest / "ids") if name.startswith(".")], os.listdir(dest / "ids")
+
+
+def test_what_pack_refuses_publish_refuses_leaving_nothing(release39, store, tmp_path):
+    editable = make_overlay(release39, tmp_path / "editable", install=())
+    (next((editable / "lib").glob("python3*/site-packages")) / "__editable__.mine-1.0.pth").write_text("/src/mine\n")
+    refused = overlay_venv("publish", str(editable), str(store / "team" / "ana"), env=env_for(release39, store), check=False)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and len(lines) == 1 and "editable install" in lines[0], refused.stderr
+    assert os.listdir(store / "team" / "ana" / "ids") == [] and os.listdir(store / "team" / "ana" / "tags") == []
