@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import parse_staging_name, staging_name
+from .atomic import _host, _pid_alive, parse_staging_name, staging_name  # one judge of leftovers
 from .errors import OverlayError
 from .oserrors import describe_os_error
 from .refs import IDS, LOCK, TAGS, is_name_dir, list_ids, list_names, list_tags, tag_target
@@ -43,20 +43,6 @@ def store_error(action: str, where: Path, exc: OSError) -> OverlayError:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OverlayError(f"cannot {action} {where}: you cannot write there ({describe_os_error(exc)})")
     return OverlayError(f"cannot {action} {where}: {describe_os_error(exc)}")
-
-
-def _host() -> str:
-    return os.uname().nodename or "host"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def make_tree_writable(root: Path) -> None:
