@@ -115,6 +115,7 @@ def our_names(overlay: Path, scripts: tuple[str, ...]) -> list[str]:
 # --- driving one shell --------------------------------------------------------------------------------------
 
 VARIABLES = ["PATH", "PYTHONPATH", "PYTHONHOME", "PS1", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT"]
+LISTING = "ovt-listing-of-all-names"
 
 
 class Driver:
@@ -171,7 +172,11 @@ class Driver:
             if case.rebase:
                 lines += ["overlay_venv_rebase", *self.dump(f"{i}r")]
             lines += ["deactivate", *self.dump(f"{i}d", leftovers=True)]
-        return lines
+        # At the end, every name the shell knows (tests/shells.py's listing, which may run programs).
+        listing = self.shell.leftovers()
+        if self.name == "zsh":  # its listing reads arrays: under zsh's own options, not the ones tested
+            listing = f"emulate zsh -c {self.shell.quote(listing)}"
+        return [*lines, self.shell.set("PATH", "/usr/bin:/bin"), f"echo {LISTING}", listing]
 
     def run(self, lines: list[str], extra_args: list[str], env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
         script = tmp_path / f"fuzz.{self.name}"
@@ -179,7 +184,15 @@ class Driver:
         argv = self.shell.argv(script)
         return subprocess.run([argv[0], *extra_args, *argv[1:]], env=env, cwd=tmp_path, capture_output=True, timeout=600)
 
+    def leftovers(self, output: bytes) -> list[str]:
+        """Names of ours in the listing that ends a script(): none may be left."""
+        names = output.partition(f"{LISTING}\n".encode())[2].decode("utf-8", "surrogateescape").split()
+        if "PATH" not in names:
+            return ["(the listing of names did not run)"]
+        return [n for n in names if "overlay_venv" in n.lower() or n in ("deactivate", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT")]
+
     def read(self, output: bytes) -> dict[str, list[str]]:
+        output = output.partition(f"{LISTING}\n".encode())[0]
         if self.family == "csh":
             return read_dumps(output, b"\n")
         return read_dumps(output, b"\0", strip_newline=self.family == "fish")

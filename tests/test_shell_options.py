@@ -104,7 +104,7 @@ def test_round_trip_under_shell_options(shell_name, option_id, options, args, ov
     env = release39.env(HOME="/nonexistent-home")
     proc = driver.run(driver.script(options, cases, overlays), args, env, tmp_path)
     dumps = driver.read(proc.stdout)
-    failures = []
+    failures = [f"left behind after the last case: {driver.leftovers(proc.stdout)}"] if driver.leftovers(proc.stdout) else []
     for i, case in enumerate(cases):
         problems = check_case(driver, i, case, dumps, overlays, options)
         if problems:
