@@ -188,14 +188,14 @@ def record_corpus(genuine: str) -> list[tuple[str, bytes]]:
         ("number", b"5"),
         ("string", b'"x"'),
         ("deep-list", b"[" * 100000 + b"]" * 100000),
-        ("deep-extra", genuine.replace('"extra": {}', '"extra": ' + deep_extra, 1).encode()),
+        ("deep-extra", genuine.replace("{", '{"extra": ' + deep_extra + ", ", 1).encode()),
         ("not-utf8", b"\xff\xfe\x00garbage"),
         ("latin1-prompt", genuine.replace('"prompt": "', '"prompt": "\xe9', 1).encode("latin-1")),
         ("utf16", genuine.encode("utf-16")),
         ("truncated", genuine.encode()[: len(genuine) // 2]),
         ("trailing", genuine.encode() + b"}garbage"),
         ("nan-format", changed(lambda d: d.__setitem__("format", float("nan")))),
-        ("inf-format", genuine.replace('"format": 1', '"format": 1e400', 1).encode()),
+        ("inf-format", genuine.replace('"format": 2', '"format": 1e400', 1).encode()),
     ]
     return cases
 

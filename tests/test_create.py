@@ -153,7 +153,7 @@ def test_help_has_examples(script_runner):
 
 def test_a_record_from_a_newer_version_stays_readable(overlay):
     """Keys a newer overlay-venv adds must not make an overlay 'damaged' for this one."""
-    from overlay_venv.metadata import OverlayRecord
+    from overlay_venv.record import OverlayRecord
 
     data = json.loads((overlay / "overlay-venv.json").read_text())
     data["future_key"] = {"x": 1}

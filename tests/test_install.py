@@ -44,7 +44,7 @@ from overlay_venv.install import (
     read_requests,
 )
 from overlay_venv.layers import BASE, INTERPRETER, OVERLAY, Copy, Distribution, Layer
-from overlay_venv.metadata import OverlayRecord
+from overlay_venv.record import OverlayRecord
 
 ENV39 = {"python_version": "3.9", "python_full_version": "3.9.18", "sys_platform": "linux", "os_name": "posix"}
 OV = Layer(OVERLAY, "/ov/lib/python3.9/site-packages", label="overlay")

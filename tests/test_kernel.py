@@ -28,7 +28,7 @@ from conftest import BASE_PYTHONS, ROOT, Release, build_release, clean_env, fing
 
 from overlay_venv import kernel as K
 from overlay_venv import launcher as L
-from overlay_venv.metadata import OverlayRecord
+from overlay_venv.record import OverlayRecord
 
 WHEELHOUSE = Path(os.environ.get("OVERLAY_VENV_TEST_WHEELS", ROOT / ".test-wheels"))
 TINY_C = "int ovtiny_answer(void) { return 42; }\n"

@@ -533,7 +533,7 @@ def test_relocation_writes_new_files_and_never_through_links(small, tmp_path):
     """Every file relocation writes (activation scripts, the relocate script, pyvenv.cfg, a script's
     shebang) replaces what is at its name: a symlink or a hard link there, to a file outside the
     overlay, leaves that file as it was."""
-    from overlay_venv.metadata import read_record
+    from overlay_venv.record import read_record
     from overlay_venv.relocate import relocate_tree
 
     root = tmp_path / "root"

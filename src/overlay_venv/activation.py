@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .metadata import OverlayRecord
+from .record import OverlayRecord
 from .paths import python_entries
 from .release import rebuild_hint
 from .templates import render

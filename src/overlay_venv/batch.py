@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import OverlayError
-from .metadata import OverlayRecord, find_overlay, read_record
+from .record import OverlayRecord, find_overlay, read_record
 from .pack import publish_file, temporary_beside
 from .release import normalize_setup
 from .templates import render

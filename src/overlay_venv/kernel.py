@@ -34,7 +34,7 @@ from . import __version__
 from .atomic import Staging
 from .errors import OverlayError
 from .launcher import LAUNCHER, launcher_location, write_launcher
-from .metadata import OverlayRecord, is_overlay, read_record
+from .record import OverlayRecord, is_overlay, read_record
 from .release import normalize_setup
 
 SPEC_FILE = "kernel.json"
@@ -265,7 +265,7 @@ def install_kernel(
     setup: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> Installed:
-    from .metadata import find_overlay
+    from .record import find_overlay
 
     environ = dict(os.environ) if environ is None else environ
     overlay = find_overlay(name)

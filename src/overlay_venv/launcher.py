@@ -14,7 +14,7 @@ import shlex
 from pathlib import Path
 
 from . import __version__
-from .metadata import OverlayRecord
+from .record import OverlayRecord
 from .paths import remove_under
 from .templates import render
 

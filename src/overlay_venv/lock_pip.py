@@ -595,7 +595,7 @@ def install_lock(
 
 
 def _install_files(overlay: Path, python: str, environ: Mapping[str, str], chosen, files: Path, remove, after) -> None:
-    from .metadata import read_record
+    from .record import read_record
     from .scripts_guard import secure_scripts
 
     if chosen:
@@ -608,7 +608,7 @@ def _install_files(overlay: Path, python: str, environ: Mapping[str, str], chose
 
 def _install_transaction(overlay: Path, python: str, environ: Mapping[str, str], chosen, files: Path, remove, after) -> None:
     """:func:`_install_files` on a live overlay, all or nothing (see :mod:`overlay_venv.transaction`)."""
-    from .metadata import read_record
+    from .record import read_record
     from .overlay_lock import command_text
     from .transaction import UNCHANGED, Interrupted, begin, interrupted_error, scheme_dirs, space_words, terminations_interrupt
 
@@ -654,7 +654,7 @@ def refuse_sdists(chosen: Sequence[tuple[LockedPackage, Artifact]], lock_file: s
 def remember_requests(overlay: Path, requests: Sequence[str], allow_shadow: Sequence[str] = ()) -> None:
     """Record top-level requests, and the base distributions they may shadow, as the overlay's own
     (what a later lock or rebuild uses)."""
-    from .metadata import read_record, write_record
+    from .record import read_record, write_record
 
     if requests:
         record = read_record(overlay)
@@ -716,7 +716,7 @@ def populate_from_requests(
                 raise OverlayError(f"the requests do not install on this base; {overlay} is unchanged", details=lines)
             detail = pip_failure(outcome.held_back or outcome.output)
             raise OverlayError(f"the requests do not install on this base: {detail}; {overlay} is unchanged")
-        from .metadata import read_record
+        from .record import read_record
         from .scripts_guard import secure_scripts
 
         secure_scripts(stage / read_record(stage).bin_dir)
@@ -731,7 +731,7 @@ def prepare_create_from(name: Path, lock_file: str, wheelhouse: Optional[str], p
     import click
 
     from .lock import plan_sync, read_lock
-    from .metadata import is_overlay, read_record
+    from .record import is_overlay, read_record
 
     if not pip:
         raise OverlayError("--from installs with the overlay's pip: leave out --no-pip")

@@ -20,7 +20,7 @@ from pathlib import Path
 from .atomic import Staging
 from .errors import OverlayError
 from .kernel import unpack_notes
-from .metadata import METADATA_FILE, OverlayRecord, read_record
+from .record import METADATA_FILE, OverlayRecord, read_record
 from .oserrors import READ_ERRORS, describe_os_error, not_text_problem
 from .paths import path_problem
 from .relocate import (

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .atomic import Staging
 from .errors import OverlayError
-from .metadata import METADATA_FILE, OverlayRecord, find_overlay, overlay_problem, read_record
+from .record import METADATA_FILE, OverlayRecord, find_overlay, overlay_problem, read_record
 from .oserrors import describe_os_error
 from .refs import ID_LENGTH, IDS, looks_like_reference, name_problem, resolve, tag_problem
 from .relocate import RELOCATE_SCRIPT, movable_problems, read_location, relocate_tree

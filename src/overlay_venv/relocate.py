@@ -30,7 +30,7 @@ from pathlib import Path
 from . import __version__
 from .activation import activation_values, write_activation_scripts
 from .launcher import write_launcher
-from .metadata import OverlayRecord
+from .record import OverlayRecord
 from .templates import render
 
 RELOCATE_SCRIPT = "overlay-venv-relocate"

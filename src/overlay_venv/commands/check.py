@@ -52,7 +52,7 @@ def command(name: str | None, imports: bool, timeout: float, jobs: int | None, a
     from pathlib import Path
 
     from ..layers import FORMAT, check_requirements, import_targets, load_layering, problem_json, run_imports
-    from ..metadata import find_overlay
+    from ..record import find_overlay
 
     layering = load_layering(find_overlay(Path(name) if name else None), requirements=True)
     warnings: list[str] = []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..metadata import find_overlay, read_record
+from ..record import find_overlay, read_record
 from ..release import drift, rebuild_hint
 
 
@@ -27,24 +27,7 @@ def command(name: Path | None, as_json: bool) -> None:
     record = read_record(overlay)
     differences = drift(overlay, record, dict(os.environ))
     if as_json:
-        data = {
-            "overlay": str(overlay),
-            "prompt": record.prompt,
-            "site_packages": [str(overlay / rel) for rel in record.site_packages],
-            "system_site_packages": record.system_site_packages,
-            "base": {
-                "implementation": record.base.implementation,
-                "version": record.base.version,
-                "interpreter": record.base.interpreter,
-                "executable": record.base.executable,
-                "pythonpath": record.base.pythonpath,
-                "setup": record.base.setup,
-                "keep_setup": record.base.keep_setup,
-            },
-            "created_by": record.created_by,
-            "matches_this_shell": not differences,
-            "differences": differences,
-        }
+        data = {**record.info_json(overlay), "matches_this_shell": not differences, "differences": differences}
         click.echo(json.dumps(data, indent=2))
         return
     rows = [

@@ -96,7 +96,7 @@ def command(
     from ..backends import PIP, UV, get_backend
     from ..errors import OverlayError
     from ..install import read_requests
-    from ..metadata import find_overlay
+    from ..record import find_overlay
     from ..overlay_lock import command_text, overlay_lock
 
     if not (packages or requirement_files or editables):
@@ -118,7 +118,7 @@ def _install(overlay, backend, requests, options):
     from ..errors import OverlayError
     from ..install import constraints_text, derive_holds, pth_files_of
     from ..layers import check_requirements, load_layering
-    from ..metadata import read_record
+    from ..record import read_record
     from ..overlay_lock import command_text
     from ..scripts_guard import secure_scripts
     from ..transaction import Interrupted, begin, interrupted_error, scheme_dirs, space_words, terminations_interrupt
@@ -183,7 +183,7 @@ def _failed(outcome, holds, requests, state: str, tool: str) -> None:
 def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before, warnings, quiet: bool, txn):
     from ..install import merge_requests, overlay_changes, problem_key, relayer
     from ..layers import canonical_name, check_requirements, load_layering
-    from ..metadata import read_record, write_record
+    from ..record import read_record, write_record
     from ..sources import redact_url
 
     distributions = relayer(before, pth_files)

@@ -30,7 +30,7 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
     from pathlib import Path
 
     from ..layers import FORMAT, align, colour_enabled, distribution_json, load_layering, pythonpath_note
-    from ..metadata import find_overlay
+    from ..record import find_overlay
 
     layering = load_layering(find_overlay(Path(name) if name else None))
     rows = [

@@ -51,7 +51,7 @@ def command(
     from ..errors import OverlayError
     from ..lock import render_lock
     from ..lock_pip import make_lock
-    from ..metadata import find_overlay, read_record
+    from ..record import find_overlay, read_record
     from ..sources import Sources
 
     if output != "-":

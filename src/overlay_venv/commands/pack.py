@@ -25,7 +25,7 @@ def command(name: Path, output: Path, force: bool) -> None:
         mkdir -p /scratch/me/myenv && tar xzf myenv.tar.gz -C /scratch/me/myenv
         /scratch/me/myenv/bin/python /scratch/me/myenv/bin/overlay-venv-relocate
     """
-    from ..metadata import find_overlay
+    from ..record import find_overlay
     from ..pack import human_size, pack_overlay
 
     overlay = find_overlay(name)

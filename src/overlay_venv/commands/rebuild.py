@@ -63,7 +63,7 @@ def command(
     import os
     from pathlib import Path
 
-    from ..metadata import is_overlay
+    from ..record import is_overlay
     from ..overlay_lock import command_text, overlay_lock
 
     sources_given = (index_url, extra_index_urls, find_links, no_index)
@@ -84,7 +84,7 @@ def _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_
     from ..layers import align, canonical_name, load_layering
     from ..lock import base_changes, read_lock, version_changes
     from ..lock_pip import base_distributions, overlay_versions, populate_from_requests
-    from ..metadata import is_overlay, read_record
+    from ..record import is_overlay, read_record
     from ..sources import Sources
 
     index_url, extra_index_urls, find_links, no_index = sources_given

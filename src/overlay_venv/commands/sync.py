@@ -34,7 +34,7 @@ def command(name: str, lock_file: str, wheelhouse: str | None, dry_run: bool, no
     from pathlib import Path
 
     from ..lock import parse_lock
-    from ..metadata import find_overlay
+    from ..record import find_overlay
     from ..overlay_lock import command_text, overlay_lock
 
     overlay = find_overlay(Path(name))
@@ -55,7 +55,7 @@ def _sync(overlay, name: str, lock, lock_file: str, wheelhouse: str | None, dry_
 
     from ..lock import plan_sync
     from ..lock_pip import install_lock, overlay_versions, remember_requests
-    from ..metadata import read_record
+    from ..record import read_record
 
     record = read_record(overlay)
     plan = plan_sync(lock, overlay_versions(overlay, record.site_packages))

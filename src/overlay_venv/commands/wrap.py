@@ -82,7 +82,7 @@ def command(
     """
     from ..batch import render_job, write_job
     from ..errors import OverlayError
-    from ..metadata import find_overlay, read_record
+    from ..record import find_overlay, read_record
     from ..oserrors import os_errors_as
     from ..pack import human_size
     from ..ship import (

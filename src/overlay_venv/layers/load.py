@@ -59,7 +59,7 @@ def load_layering(
     asks the same interpreter start for the wheel tags it supports (``layering.interpreter.tags``),
     for commands that pick artifacts.
     """
-    from ..metadata import read_record
+    from ..record import read_record
 
     environ = dict(os.environ if environ is None else environ)
     record = read_record(overlay)
