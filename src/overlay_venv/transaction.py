@@ -214,8 +214,7 @@ def begin(overlay: Path, dirs: list[str], command: str) -> Transaction:
     except OSError as exc:
         _rmtree(new)
         raise OverlayError(
-            f"cannot prepare the install ({exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}); "
-            f"{UNCHANGED}"
+            f"cannot prepare the install ({exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}); {UNCHANGED}"
         ) from None
     return Transaction(overlay, overlay / TXN, manifest)
 
