@@ -25,7 +25,7 @@ import pytest
 from conftest import make_base, overlay_venv
 
 from overlay_venv import transaction
-from overlay_venv.lock_pip import overlay_versions
+from overlay_venv.operations.lock import overlay_versions
 from overlay_venv.overlay_lock import overlay_lock
 
 MODULES = 500
@@ -359,6 +359,26 @@ def test_ctrl_c_rolls_back_with_a_true_message(release39, wheels, tmp_path):
     assert last.endswith(("rolled back: the overlay is as it was before", "nothing was installed; the overlay is unchanged")), err
     assert whole(overlay, release39) == []
     assert listed_version(overlay) == "1.0" and not new_files.exists()
+    assert not transaction.interrupted(overlay)
+
+
+def test_sigterm_rolls_back_at_once_and_ends_pip(release39, wheels, tmp_path):
+    """A batch system's time limit: SIGTERM to overlay-venv alone, while pip writes."""
+    overlay = new_overlay(release39, tmp_path)
+    subprocess.run(install_cmd(overlay, wheels, "1.0"), env=release39.env(), check=True, capture_output=True)
+    old = _package_inode(overlay)
+    process = subprocess.Popen(install_cmd(overlay, wheels, "2.0"), env=release39.env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while _package_inode(overlay) == old and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate()
+    assert process.returncode == 130, err
+    assert (
+        err.strip().splitlines()[-1] == "overlay-venv: error: interrupted (SIGTERM): rolled back: the overlay is as it was before"
+    )
+    assert wait_gone(overlay, 2.0) == []
+    assert whole(overlay, release39) == [] and listed_version(overlay) == "1.0"
     assert not transaction.interrupted(overlay)
 
 
