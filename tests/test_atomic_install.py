@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from capabilities import require_capability
 from conftest import make_base, overlay_venv
 
 from overlay_venv import transaction
@@ -382,8 +383,9 @@ def test_sigterm_rolls_back_at_once_and_ends_pip(release39, wheels, tmp_path):
     assert not transaction.interrupted(overlay)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_disk_rolls_back_with_a_true_message(release39, wheels, tmp_path):
+    if os.geteuid() != 0:
+        require_capability("root", "mounting a small tmpfs to fill up")
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
