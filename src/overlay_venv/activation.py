@@ -35,6 +35,17 @@ class ActivationValues:
     setup_command: str = ""  # run before activating when keep_setup
     keep_setup: bool = False
     rebuild_hint: str = ""
+    # A stacked overlay (create --on): the lower overlays' bin directories, PATH after bin_dir, and
+    # (path, stamp file, stamp line or "" for none) of each, for the drift warning. site_packages then
+    # also holds the lower overlays' site-packages, after the overlay's own.
+    lower_bins: tuple = ()
+    lower_stamps: tuple = ()
+    lower_sites: tuple = ()
+
+    @property
+    def path_dirs(self) -> list[str]:
+        """What activation puts first on PATH: the overlay's bin/, then each lower overlay's."""
+        return [self.bin_dir, *self.lower_bins]
 
 
 def bash_prompt(prompt: str) -> str:
@@ -56,7 +67,7 @@ class Activator:
         # The recorded PYTHONPATH as Python sees it (repeats dropped): a shell whose PYTHONPATH differs
         # from the recorded one only by repeated entries (the release set up twice) has the same release.
         entries = list(python_entries(values.base_pythonpath))
-        return {**values.__dict__, "version": __version__, "base_entries": entries}
+        return {**values.__dict__, "version": __version__, "base_entries": entries, "path_dirs": values.path_dirs}
 
     def generate(self, values: ActivationValues, bin_dir: Path) -> Path:
         target = bin_dir / self.filename
@@ -166,10 +177,11 @@ ACTIVATORS: tuple[Activator, ...] = (PosixActivator(), PosixLibrary(), CshActiva
 def activation_values(overlay: Path, record: OverlayRecord) -> ActivationValues:
     """The values the activation scripts of the overlay recorded in ``record`` are rendered with,
     for the overlay at ``overlay`` (create, unpack and relocation all render from the record)."""
+    lowers = record.lowers
     return ActivationValues(
         overlay_dir=str(overlay),
         bin_dir=str(overlay / record.bin_dir),
-        site_packages=[str(overlay / rel) for rel in record.site_packages],
+        site_packages=[str(overlay / rel) for rel in record.site_packages] + [site for lower in lowers for site in lower.sites],
         site_packages_rel=list(record.site_packages),
         prompt=record.prompt,
         base_interpreter=record.base.interpreter,
@@ -177,6 +189,9 @@ def activation_values(overlay: Path, record: OverlayRecord) -> ActivationValues:
         setup_command=record.base.setup or "",
         keep_setup=record.base.keep_setup,
         rebuild_hint=rebuild_hint(overlay),
+        lower_bins=tuple(lower.bin_path for lower in lowers),
+        lower_stamps=tuple((lower.path, lower.stamp_path, lower.stamp or "") for lower in lowers),
+        lower_sites=tuple(site for lower in lowers for site in lower.sites),
     )
 
 

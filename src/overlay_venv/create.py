@@ -46,6 +46,8 @@ class CreateOptions:
     # staging directory, a working overlay there, and the release's environment. If it raises,
     # nothing is moved and the staging directory is removed, so a failed fill leaves no trace.
     populate: Callable[[Path, dict[str, str]], None] | None = None
+    # create --on LOWER: an overlay (path or published reference) to stack this one on (stack.py).
+    on: str | None = None
 
 
 def find_interpreter(python: str | None, environ: dict[str, str]) -> str:
@@ -90,7 +92,7 @@ def check_destination(dest: Path, clear: bool) -> bool:
     return False
 
 
-def same_overlay(dest: Path, interpreter: str, options: CreateOptions) -> bool:
+def same_overlay(dest: Path, interpreter: str, options: CreateOptions, lowers: list) -> bool:
     """Would creating ``dest`` again with these options build what is already there?"""
     record = read_record(dest)
     return (
@@ -100,6 +102,7 @@ def same_overlay(dest: Path, interpreter: str, options: CreateOptions) -> bool:
         and (options.prompt is None or options.prompt == record.prompt)
         and record.base.setup == options.setup
         and record.base.keep_setup == options.keep_setup
+        and [lower.path for lower in record.lowers] == [lower.path for lower in lowers]
     )
 
 
@@ -239,10 +242,15 @@ _PRECOMPILE = (
 )
 
 
-def write_startup_hook(site_packages: Path, final_site_packages: Path, interpreter: str) -> None:
+def write_startup_hook(site_packages: Path, final_site_packages: Path, interpreter: str, lowers: list = ()) -> None:
+    """The start-up hook; ``lowers`` (stack.Lower, top-down) for a stacked overlay, whose hook differs
+    from the skeleton's: a new file then, never written through a hard link into the skeleton cache."""
     hook = site_packages / HOOK_MODULE
-    hook.write_text(render(HOOK_MODULE + ".j2", repr, version=__version__), encoding="utf-8")
-    shutil.copyfile(templates_dir() / HOOK_PTH_TEMPLATE, site_packages / HOOK_PTH)
+    text = render(HOOK_MODULE + ".j2", repr, version=__version__, lowers=[(lower.path, lower.sites) for lower in lowers])
+    hook.unlink(missing_ok=True)
+    hook.write_text(text, encoding="utf-8")
+    if not (site_packages / HOOK_PTH).exists():
+        shutil.copyfile(templates_dir() / HOOK_PTH_TEMPLATE, site_packages / HOOK_PTH)
     # Compiled now, by the base interpreter: where bytecode is never written at run time
     # (PYTHONDONTWRITEBYTECODE, an overlay on a read-only or shared filesystem) every start would
     # otherwise compile the start-up modules again, ~2.5 ms for the hook alone. virtualenv's own
@@ -278,19 +286,32 @@ def _create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         raise OverlayError(problem)
     if options.keep_setup and not options.setup:
         raise OverlayError("--keep-setup needs --setup 'COMMAND' (the release setup to keep)")
+    lowers, lower_base = [], None
+    if options.on is not None:
+        from .stack import inherit_setup, plan_stack
+
+        lowers, lower_base = plan_stack(dest, options.on, options.python)
+        options = inherit_setup(options, lower_base)
     setup = normalize_setup(options.setup) if options.setup else None
     # Compare with what an earlier create recorded: the normalized command.
     options = replace(options, setup=setup)
     environ = run_setup(setup, dict(os.environ)) if setup else dict(os.environ)
-    interpreter = find_interpreter(options.python, environ)
+    if lower_base is not None:
+        from .stack import check_release
+
+        check_release(lowers[0].path, lower_base, environ)
+    # A stacked overlay is built on its lower's interpreter, whatever python3 this shell finds.
+    interpreter = lower_base.interpreter if lower_base is not None else find_interpreter(options.python, environ)
     if exists and not options.clear:
         # Re-running the same create (a job script, or after an interrupted run) is not an error.
-        if same_overlay(dest, interpreter, options):
+        if same_overlay(dest, interpreter, options, lowers):
             return read_record(dest), False
         raise OverlayError(f"{str(dest)!r} is an overlay built otherwise; pass --clear to replace it")
 
     with Staging(dest) as stage:
         built = build_environment(stage.path, dest, interpreter, options, environ)
+        if lowers:
+            write_startup_hook(stage.path / built.libs[-1], dest / built.libs[-1], interpreter, lowers)
         bin_dir = stage.path / built.bin_dir
         record = OverlayRecord(
             prompt=prompt,
@@ -302,12 +323,14 @@ def _create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
                 executable=built.executable,
                 version=built.version,
                 implementation=built.implementation,
-                pythonpath=base_pythonpath(environ),
+                # On LOWER, NAME's release is LOWER's (check_release refused any other in this shell).
+                pythonpath=base_pythonpath(environ) if lower_base is None else lower_base.pythonpath,
                 setup=setup,
                 keep_setup=options.keep_setup,
-                environment=recorded_environment(environ),
+                environment=recorded_environment(environ) if lower_base is None else lower_base.environment,
             ),
             created_by=f"overlay-venv {__version__}",
+            lowers=lowers,
         )
         write_activation_scripts(activation_values(dest, record), bin_dir)
         write_launcher(bin_dir, dest, record)  # for Jupyter kernels (overlay-venv kernel install)

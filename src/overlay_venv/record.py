@@ -101,6 +101,9 @@ class OverlayRecord:
     # Base distributions `install --allow-shadow` let the overlay replace (canonical names, sorted):
     # part of the intent, so rebuild and create --from hold the base as the requests were installed.
     allow_shadow: list[str] = field(default_factory=list)
+    # The overlays under this one (create --on), top-down, as stack.Lower values: [] when it sits on
+    # the release directly. Absent from older files: [].
+    lowers: list = field(default_factory=list)
 
     def to_data(self) -> dict:
         data = asdict(self)
@@ -132,6 +135,10 @@ class OverlayRecord:
         )
         known = {key: value for key, value in data.items() if key in _RECORD_KNOWN}
         known["extra"] = {key: value for key, value in data.items() if key not in _RECORD_KNOWN}
+        if "lowers" in known:
+            from .stack import lowers_from_data
+
+            known["lowers"] = lowers_from_data(known["lowers"])
         return cls(**known)
 
     def info_json(self, overlay: Path) -> dict:
@@ -150,6 +157,7 @@ class OverlayRecord:
                 "setup": self.base.setup,
                 "keep_setup": self.base.keep_setup,
             },
+            "lowers": [{"path": lower.path, "label": lower.label, "ref": lower.ref} for lower in self.lowers],
             "created_by": self.created_by,
         }
 
@@ -175,6 +183,17 @@ _RECORD_FIELDS = {  # name: (what it must be, required)
     "extra": ("an object", False),
     "requests": ("a list of strings", False),
     "allow_shadow": ("a list of strings", False),
+    "lowers": ("a list of lower overlays", False),
+}
+# One entry of "lowers" (see stack.py).
+_LOWER_FIELDS = {
+    "path": ("an absolute path", True),
+    "prompt": (_TEXT, True),
+    "bin_dir": ("a path inside the overlay", True),
+    "site_packages": ("a list of paths inside the overlay", True),
+    "stamp": (_OPTIONAL_TEXT, True),
+    "fingerprint": (_TEXT, True),
+    "ref": (_OPTIONAL_TEXT, False),
 }
 _BASE_FIELDS = {
     "interpreter": ("an absolute path", True),
@@ -222,6 +241,11 @@ def _fits(kind: str, value: object) -> bool:
         return isinstance(value, list) and bool(value) and not any(inside_path_problem(item) for item in value)
     if kind == "a list of strings":
         return isinstance(value, list) and all(_is_text(item) for item in value)
+    if kind == "a list of lower overlays":
+        return isinstance(value, list) and all(
+            isinstance(item, dict) and set(item) <= set(_LOWER_FIELDS) and _table_problem(item, _LOWER_FIELDS, "") is None
+            for item in value
+        )
     if kind == "an object of strings or null":
         return value is None or (isinstance(value, dict) and all(item is None or _is_text(item) for item in value.values()))
     raise AssertionError(kind)
@@ -290,13 +314,17 @@ def is_overlay(path: Path) -> bool:
 def write_record(overlay: Path, record: OverlayRecord) -> None:
     """Replace the record in one step: install and sync rewrite it in a live overlay, and a process
     killed halfway must not leave a truncated file that makes the overlay unreadable."""
-    partial = overlay / f".{METADATA_FILE}.{os.getpid()}.part"
-    try:
-        partial.write_text(record.to_json(), encoding="utf-8")
-        os.replace(partial, overlay / METADATA_FILE)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    from .stack import STAMP_FILE, new_stamp
+
+    # A new stamp with every record: overlays stacked on this one see at activation that it changed.
+    _replace_file(overlay / STAMP_FILE, new_stamp() + "\n")
+    _replace_file(overlay / METADATA_FILE, record.to_json())
+
+
+def _replace_file(target: Path, text: str) -> None:
+    from .atomic import replace_file
+
+    replace_file(target, text.encode("utf-8"))
 
 
 def read_record(overlay: Path) -> OverlayRecord:

@@ -1,0 +1,242 @@
+"""Stacked overlays (``create NAME --on LOWER``): which overlays lie under NAME, and whether they changed.
+
+NAME's import order is NAME, then LOWER, then LOWER's own lower layers, then the release. NAME's record
+lists the lower overlays top-down (``lowers``), each with what NAME needs at run time without reading
+LOWER's record: its absolute path (a lower overlay stays at its path, as the release does), its
+site-packages and bin directory, its label for ``list``, and two identities:
+
+- ``stamp``: the one line LOWER's ``overlay-venv.stamp`` held when NAME was built. Every write of an
+  overlay's record writes a new stamp (record.write_record), so a rebuilt or re-created LOWER has
+  another; the activation scripts compare it with shell built-ins (``read``; csh ``source``s the line,
+  which is a ``set``), so drift is seen without starting a program.
+- ``fingerprint``: a digest of LOWER's distributions (name, version and RECORD hashes, as publish's
+  content id): precise, computed in Python by ``lock``, ``sync`` and ``create --from``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import OverlayError
+
+STAMP_FILE = "overlay-venv.stamp"
+STAMP_VARIABLE = "_overlay_venv_stamp"
+LABEL_PREFIX = "overlay:"
+
+
+@dataclass(frozen=True)
+class Lower:
+    """One overlay under NAME, as NAME's record keeps it."""
+
+    path: str  # absolute
+    prompt: str
+    bin_dir: str  # relative to path
+    site_packages: list[str] = field(default_factory=list)  # relative to path
+    stamp: str | None = None  # the stamp line at NAME's build; None: LOWER had no stamp file
+    fingerprint: str = ""
+    ref: str | None = None  # the pinned reference (team/ana@ID) NAME was built on, if given as one
+
+    @property
+    def label(self) -> str:
+        return LABEL_PREFIX + self.prompt
+
+    @property
+    def sites(self) -> list[str]:
+        return [os.path.join(self.path, rel) for rel in self.site_packages]
+
+    @property
+    def bin_path(self) -> str:
+        return os.path.join(self.path, self.bin_dir)
+
+    @property
+    def stamp_path(self) -> str:
+        return os.path.join(self.path, STAMP_FILE)
+
+    def to_data(self) -> dict:
+        return dict(self.__dict__)
+
+
+def lowers_from_data(items: list[dict] | None) -> list[Lower]:
+    return [Lower(**item) for item in items or []]
+
+
+def stamp_line(token: str) -> str:
+    """The stamp file's line: a csh ``set`` (csh reads it by ``source``), compared whole in sh and fish."""
+    return f"set {STAMP_VARIABLE}={token}"
+
+
+def new_stamp() -> str:
+    return stamp_line(os.urandom(12).hex())
+
+
+def read_stamp(overlay: Path | str) -> str | None:
+    try:
+        with open(os.path.join(overlay, STAMP_FILE), encoding="utf-8") as handle:
+            return handle.readline().rstrip("\n") or None
+    except OSError:
+        return None
+
+
+def fingerprint(overlay: Path) -> str:
+    """What ``overlay`` holds, as publish's content id digests it (16 hex digits)."""
+    from .publish import content_id
+    from .record import read_record
+
+    return content_id(overlay, read_record(overlay))
+
+
+def resolve_lower(value: str) -> tuple[Path, str | None]:
+    """``--on VALUE``: the lower overlay's directory and, for a published reference, its pinned form
+    (``team/ana@ID``) so that NAME never follows a tag moved later."""
+    from .publish import is_reference_argument
+    from .record import overlay_problem
+
+    pinned = None
+    if is_reference_argument(value):
+        from .refs import resolve
+
+        resolved = resolve(value)
+        path, pinned = resolved.path, resolved.pinned
+    else:
+        path = Path(os.path.abspath(value))
+    problem = overlay_problem(path)
+    if problem:
+        raise OverlayError(f"--on {value}: not an overlay made by overlay-venv: {problem}")
+    return path, pinned
+
+
+def chain_of(lower: Path, pinned: str | None) -> list[Lower]:
+    """LOWER and the overlays under it, top-down, with their current stamps and fingerprints."""
+    from .record import read_record
+
+    record = read_record(lower)
+    top = Lower(
+        path=str(lower),
+        prompt=record.prompt,
+        bin_dir=record.bin_dir,
+        site_packages=list(record.site_packages),
+        stamp=read_stamp(lower),
+        fingerprint=fingerprint(lower),
+        ref=pinned,
+    )
+    below = []
+    for item in record.lowers:
+        if not os.path.isdir(item.path):
+            raise OverlayError(f"{lower} is stacked on {item.path}, which is gone; {rebuild_command(lower)}")
+        below.append(
+            Lower(
+                path=item.path,
+                prompt=item.prompt,
+                bin_dir=item.bin_dir,
+                site_packages=list(item.site_packages),
+                stamp=read_stamp(item.path),
+                fingerprint=fingerprint(Path(item.path)),
+                ref=item.ref,
+            )
+        )
+    return [top, *below]
+
+
+def rebuild_command(overlay: Path | str) -> str:
+    return f"rebuild it with: overlay-venv rebuild {shlex.quote(str(overlay))}"
+
+
+def check_stack(dest: Path, lowers: list[Lower], interpreter: str | None, lower_interpreter: str) -> None:
+    """Refuse, in one line, a stack that cannot work: NAME under itself (a cycle), or another
+    interpreter than LOWER's asked for with --python."""
+    real_dest = os.path.realpath(dest)
+    for lower in lowers:
+        real = os.path.realpath(lower.path)
+        if real == real_dest or real.startswith(os.path.join(real_dest, "")):
+            raise OverlayError(f"--on {lowers[0].path}: a cycle, {dest} would lie under itself")
+    if interpreter is not None and os.path.realpath(interpreter) != os.path.realpath(lower_interpreter):
+        raise OverlayError(
+            f"--python {interpreter} is not the interpreter {lower_interpreter} that {lowers[0].path} is built on; "
+            "a stacked overlay uses its lower's (leave out --python)"
+        )
+
+
+def changed_lowers(lowers: list[Lower]) -> list[str]:
+    """How the recorded lower overlays differ from what is at their paths now, in words; [] if not."""
+    problems = []
+    for lower in lowers:
+        if not os.path.isdir(lower.path):
+            problems.append(f"the lower overlay {lower.path} is gone")
+            continue
+        try:
+            now = fingerprint(Path(lower.path))
+        except OverlayError as exc:
+            problems.append(f"the lower overlay {lower.path} is unreadable: {exc.message}")
+            continue
+        if now != lower.fingerprint:
+            problems.append(f"the lower overlay {lower.path} changed since this overlay was built")
+    return problems
+
+
+def refuse_changed(overlay: Path, lowers: list[Lower], doing: str) -> None:
+    """For sync and create --from: a missing or changed lower overlay stops ``doing``, with the fix."""
+    problems = changed_lowers(lowers)
+    if problems:
+        raise OverlayError(f"cannot {doing}: {problems[0]}; {rebuild_command(overlay)}")
+
+
+def stamp_drift(lowers: list[Lower]) -> list[str]:
+    """What the activation scripts see, in words: a lower overlay gone or carrying another stamp."""
+    problems = []
+    for lower in lowers:
+        if not os.path.isdir(lower.path):
+            problems.append(f"the lower overlay {lower.path} is gone")
+        elif read_stamp(lower.path) != lower.stamp:
+            problems.append(f"the lower overlay {lower.path} was rebuilt or changed since this overlay was built")
+    return problems
+
+
+
+def plan_stack(dest: Path, on: str, python: str | None) -> tuple[list[Lower], object]:
+    """``create DEST --on ON``: the lower overlays, top-down, and LOWER's base (a record.Base), after
+    every refusal that needs no release: ON not an overlay, a cycle, another --python."""
+    from .record import read_record
+
+    lower, pinned = resolve_lower(on)
+    record = read_record(lower)
+    lowers = chain_of(lower, pinned)
+    if python is not None:
+        from .create import find_interpreter
+
+        python = find_interpreter(python, dict(os.environ))
+    check_stack(dest, lowers, python, record.base.interpreter)
+    return lowers, record.base
+
+
+def inherit_setup(options, base):
+    """A stacked overlay runs LOWER's kept --setup when none is given: the same release, one step."""
+    from dataclasses import replace
+
+    if options.setup is None and base.setup:
+        return replace(options, setup=base.setup, keep_setup=base.keep_setup)
+    return options
+
+
+def check_release(lower_path: str, base, environ: dict[str, str]) -> None:
+    from .paths import same_for_python
+    from .release import base_pythonpath
+
+    current = base_pythonpath(environ)
+    if current is None or same_for_python(current, base.pythonpath):
+        return
+    how = f"run `{base.setup}` first" if base.setup else f"set up its release (PYTHONPATH={base.pythonpath or '(unset)'})"
+    raise OverlayError(
+        f"this shell's release (PYTHONPATH={current}) is not the one {lower_path} is built on; {how}, or use a fresh shell"
+    )
+
+
+def on_argument(record) -> str | None:
+    """What ``rebuild`` passes as ``--on`` to build onto the current LOWER: its pinned reference, else
+    its path; None for an overlay on the release."""
+    if not record.lowers:
+        return None
+    top = record.lowers[0]
+    return top.ref or top.path
