@@ -24,7 +24,9 @@ from .probe import finish_probe, start_probe
 from .scan import Found, copy_of, scan_entry
 
 
-def job_pythonpath(environ: Mapping[str, str], overlay: Path, recorded: Optional[str]) -> tuple[Optional[str], str]:
+def job_pythonpath(
+    environ: Mapping[str, str], overlay: Path, recorded: Optional[str], lowers: tuple[str, ...] = ()
+) -> tuple[Optional[str], str]:
     """The PYTHONPATH a job running ``NAME/bin/python`` unactivated has, and where it came from.
 
     It is this shell's PYTHONPATH without the overlay's own entries (activation put them there) nor
@@ -34,6 +36,8 @@ def job_pythonpath(environ: Mapping[str, str], overlay: Path, recorded: Optional
     value = environ.get("PYTHONPATH")
     if value is not None:
         value = remove_under(value, str(overlay))
+        for lower in lowers:  # a stacked overlay's activation put its lower overlays there too
+            value = remove_under(value, lower)
         active = environ.get("VIRTUAL_ENV")
         if active:
             value = remove_under(value, active)
@@ -63,7 +67,8 @@ def load_layering(
 
     environ = dict(os.environ if environ is None else environ)
     record = read_record(overlay)
-    pythonpath, source = job_pythonpath(environ, overlay, record.base.pythonpath)
+    lowers = {lower.path: lower.label for lower in record.lowers}
+    pythonpath, source = job_pythonpath(environ, overlay, record.base.pythonpath, tuple(lowers))
     env = dict(environ)
     env.pop("PYTHONPATH", None)
     if pythonpath is not None:
@@ -80,7 +85,9 @@ def load_layering(
         if requirements:
             import packaging.markers  # noqa: F401
             import packaging.specifiers  # noqa: F401
-        for directory in [*(str(overlay / rel) for rel in record.site_packages), *(pythonpath or "").split(SEPARATOR)]:
+        own_sites = [str(overlay / rel) for rel in record.site_packages]
+        lower_sites = [site for lower in record.lowers for site in lower.sites]
+        for directory in [*own_sites, *lower_sites, *(pythonpath or "").split(SEPARATOR)]:
             if directory and real(directory) not in scans:
                 scans[real(directory)] = scan_entry(directory)
     finally:
@@ -94,7 +101,10 @@ def load_layering(
         overlay_dirs |= {info.prefix, real(info.prefix)}
     raw_entries = [item for item in (pythonpath or "").split(SEPARATOR) if item]
     user_site = info.user_site
-    by_name = classify_entries(info.sys_path, overlay_dirs, raw_entries, base_prefixes, user_site, info.own_entries)
+    # Each entry of a lower overlay by its label; the lower overlays' directories as prefixes too.
+    lower_map = {entry: lowers.get(where, where) for entry, where in info.lower_entries.items()}
+    lower_map.update({path: label for path, label in lowers.items()})
+    by_name = classify_entries(info.sys_path, overlay_dirs, raw_entries, base_prefixes, user_site, info.own_entries, lower_map)
     by_real = classify_entries(
         [real(entry) for entry in info.sys_path],
         overlay_dirs,
@@ -102,9 +112,10 @@ def load_layering(
         base_prefixes,
         real(user_site) if user_site else None,
         [real(entry) for entry in info.own_entries],
+        {real(entry): label for entry, label in lower_map.items()},
     )
     layers = [
-        named if named.kind != OTHER else Layer(found.kind, named.path, found.index) for named, found in zip(by_name, by_real)
+        named if named.kind != OTHER else Layer(found.kind, named.path, found.index, found.label) for named, found in zip(by_name, by_real)
     ]
     scanned: list[tuple[Layer, list[Found]]] = []
     seen_dirs = set()

@@ -109,6 +109,7 @@ def classify_entries(
     base_prefixes: Iterable[str],
     user_site: Optional[str],
     own_entries: Iterable[str] = (),
+    lower_entries: Optional[dict[str, str]] = None,
 ) -> list[Layer]:
     """The layer of each ``sys.path`` entry, without labels.
 
@@ -117,7 +118,10 @@ def classify_entries(
     entries over the interpreter's prefix (an LCG view's interpreter lives in the very prefix whose
     site-packages is on PYTHONPATH, and its setup script is what makes it a layer of the release).
     ``own_entries`` are directories outside the overlay that its ``.pth`` files put on sys.path (an
-    editable checkout): they belong to the overlay too.
+    editable checkout): they belong to the overlay too. ``lower_entries`` maps the entries of a stacked
+    overlay's lower overlays (create --on; theirs and their ``.pth`` files' directories, and each lower
+    overlay's directory as a prefix) to the lower's label (``overlay:team``): base-like layers, read
+    only, labelled already; they come before the PYTHONPATH entries, which an activated shell shares.
     """
     overlays = [os.path.join(os.path.normpath(d), "") for d in overlay_dirs]
     own = {os.path.normpath(entry) for entry in own_entries}
@@ -126,11 +130,16 @@ def classify_entries(
         positions.setdefault(os.path.normpath(entry), position)
     prefixes = [os.path.join(os.path.normpath(p), "") for p in base_prefixes]
     user = os.path.normpath(user_site) if user_site else None
+    lowers = {os.path.normpath(entry): label for entry, label in (lower_entries or {}).items()}
+    lower_prefixes = [(os.path.join(entry, ""), label) for entry, label in lowers.items()]
     layers = []
     for entry in sys_path:
         norm = os.path.join(os.path.normpath(entry), "")
+        lower = lowers.get(os.path.normpath(entry)) or next((label for prefix, label in lower_prefixes if norm.startswith(prefix)), None)
         if any(norm.startswith(d) for d in overlays) or os.path.normpath(entry) in own:
             layers.append(Layer(OVERLAY, entry))
+        elif lower is not None:
+            layers.append(Layer(BASE, entry, 0, lower))
         elif os.path.normpath(entry) in positions:
             layers.append(Layer(BASE, entry, positions[os.path.normpath(entry)]))
         elif user is not None and os.path.normpath(entry) == user:
@@ -144,12 +153,17 @@ def classify_entries(
 
 def label_layers(layers: Iterable[Layer], carrying: Iterable[str]) -> list[Layer]:
     """Give each layer its text label. Base entries are just "base" unless more than one of them
-    carries packages (paths in ``carrying``); then each is "base[N]", N its place in PYTHONPATH."""
+    carries packages (paths in ``carrying``); then each is "base[N]", N its place in PYTHONPATH. A layer
+    labelled already (a lower overlay's, ``overlay:team``) keeps its label and is not counted."""
     layers = list(layers)
     carrying = set(carrying)
-    numbered = len({layer.path for layer in layers if layer.kind == BASE and layer.path in carrying}) > 1
+    release = [layer for layer in layers if layer.kind == BASE and not layer.label]
+    numbered = len({layer.path for layer in release if layer.path in carrying}) > 1
     labelled = []
     for layer in layers:
+        if layer.label:
+            labelled.append(layer)
+            continue
         label = f"{BASE}[{layer.index}]" if layer.kind == BASE and numbered else layer.kind
         labelled.append(Layer(layer.kind, layer.path, layer.index, label))
     return labelled

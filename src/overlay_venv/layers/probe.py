@@ -24,6 +24,7 @@ class Probe:
     own_entries: list[str] = field(default_factory=list)  # what the overlay's start-up hook counted as its own
     platform: str = ""  # sysconfig.get_platform(); with tags only
     tags: Optional[list[str]] = None  # supported wheel tags, best first; None when not asked or not known
+    lower_entries: dict = field(default_factory=dict)  # a stacked overlay's: entry -> its lower overlay's directory
 
 
 # Run by the overlay's own interpreter (any Python 3.6+, nothing imported but the standard library).
@@ -53,7 +54,8 @@ env = {
 }
 hook = sys.modules.get("_overlay_venv_hook")
 out = {"path": path, "prefix": sys.prefix, "base_prefixes": sorted({sys.base_prefix, sys.base_exec_prefix}),
-       "user_site": user, "env": env, "own": list(getattr(hook, "OWN_ENTRIES", None) or [])}
+       "user_site": user, "env": env, "own": list(getattr(hook, "OWN_ENTRIES", None) or []),
+       "lower": dict(getattr(hook, "LOWER_ENTRIES", None) or {})}
 if "--tags" in sys.argv:
     # What a wheel must fit. The tags come from the packaging copy pip vendors (every overlay has pip),
     # else a packaging the interpreter has; None when neither is there.
@@ -112,6 +114,7 @@ def finish_probe(process: subprocess.Popen) -> Probe:
         data.get("own", []),
         data.get("platform", ""),
         data.get("tags"),
+        data.get("lower", {}),
     )
 
 
