@@ -101,6 +101,12 @@ def _pack_overlay(overlay: Path, output: Path, force: bool) -> PackResult:
     problems = movable_problems(overlay, record.bin_dir) or tree_link_problems(overlay, record.bin_dir)
     if problems:
         raise OverlayError(f"cannot pack {overlay}, it could not work elsewhere: {_listed(problems)}")
+    if record.lowers:
+        from .stack import lower_pack_problem
+
+        problem = lower_pack_problem(overlay, record.lowers)
+        if problem:
+            raise OverlayError(problem)
 
     relocate_member = posixpath.join(record.bin_dir, RELOCATE_SCRIPT)
     script = render_relocate_script(overlay, record.bin_dir).encode()
@@ -131,6 +137,9 @@ def _pack_overlay(overlay: Path, output: Path, force: bool) -> PackResult:
             temporary.unlink()
 
     notes = []
+    if record.lowers:  # the lower overlays are not in the archive: like the release, they must be there
+        paths = ", ".join(lower.path for lower in record.lowers)
+        notes.append(f"note: {overlay} is stacked on {paths}: the target needs them at the same paths, as it needs the release")
     problem = text_replacement_problem(str(overlay))
     if problem:
         notes.append(f"note: {problem}: unpack this archive with `overlay-venv unpack`; bin/{RELOCATE_SCRIPT} cannot move it")
@@ -371,6 +380,10 @@ def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
                         f"warning: the interpreter {interpreter} the overlay was built on is not on this machine; "
                         "the overlay works only where its release is at the same path"
                     )
+                for lower in record.lowers:
+                    if not os.path.isdir(lower.path):
+                        notes.append(f"warning: the lower overlay {lower.path} this overlay is stacked on is not on this machine; "
+                                     "the overlay works only where it is at the same path")  # fmt: skip
                 # Kernels are outside the overlay: those installed for the old place still start that one.
                 notes += unpack_notes(source, dest)
                 try:

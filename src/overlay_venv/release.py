@@ -121,9 +121,15 @@ def drift(overlay: Path, record, environ: dict[str, str]) -> list[str]:
         problems.append(f"{overlay / record.bin_dir / 'python'} no longer leads to an interpreter")
     current = base_pythonpath(environ)
     if current is not None:
-        current = remove_entries(current, [str(overlay / rel) for rel in record.site_packages])
+        # A stacked overlay's activation puts its lower overlays' entries there too.
+        lower_sites = [site for lower in record.lowers for site in lower.sites]
+        current = remove_entries(current, [str(overlay / rel) for rel in record.site_packages] + lower_sites)
     if not same_for_python(current, record.base.pythonpath):
         problems.append(f"PYTHONPATH is {current or '(unset)'!s}, built with {record.base.pythonpath or '(unset)'!s}")
+    if record.lowers:
+        from .stack import stamp_drift
+
+        problems += stamp_drift(record.lowers)
     return problems
 
 

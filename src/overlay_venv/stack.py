@@ -240,3 +240,12 @@ def on_argument(record) -> str | None:
         return None
     top = record.lowers[0]
     return top.ref or top.path
+
+
+def lower_pack_problem(overlay: Path, lowers: list[Lower]) -> str | None:
+    """Why ``pack`` refuses a stacked overlay: a lower overlay gone or changed here means the
+    archive would carry an overlay that does not work even at home."""
+    problems = changed_lowers(lowers)
+    if problems:
+        return f"cannot pack {overlay}: {problems[0]}; {rebuild_command(overlay)} first"
+    return None

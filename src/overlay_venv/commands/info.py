@@ -22,6 +22,7 @@ def command(name: Path | None, as_json: bool) -> None:
         overlay-venv info myenv
         overlay-venv info            # the active overlay
         overlay-venv info myenv --json | python3 -m json.tool
+        overlay-venv info ~/ana-personal   # a stacked overlay: each overlay under it, then the base
     """
     overlay = find_overlay(name)
     record = read_record(overlay)
@@ -35,6 +36,9 @@ def command(name: Path | None, as_json: bool) -> None:
         ("base", f"{record.base.implementation} {record.base.version}  {record.base.interpreter}"),
         ("PYTHONPATH", record.base.pythonpath if record.base.pythonpath is not None else "(unset)"),
     ]
+    # A stacked overlay (create --on): the overlays under it, top-down, between it and the release.
+    for lower in record.lowers:
+        rows.insert(len(rows) - 2, (f"on {lower.label}", lower.path + (f"  ({lower.ref})" if lower.ref else "")))
     if record.base.setup:
         kept = "activation runs it" if record.base.keep_setup else "not run by activation"
         rows.append(("setup", f"{record.base.setup}  ({kept})"))
