@@ -50,7 +50,7 @@ from overlay_venv.lock import (
     select_artifact,
     version_changes,
 )
-from overlay_venv.lock_pip import record_mismatches
+from overlay_venv.operations.lock import record_mismatches
 from overlay_venv.sources import redact_url
 
 SHA = "a" * 64
@@ -625,11 +625,11 @@ def test_lock_into_a_missing_directory_fails_before_any_work(locked, tmp_path, r
 def test_a_lock_that_cannot_be_put_in_place_leaves_no_partial_file(locked, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    import overlay_venv.lock_pip
+    import overlay_venv.operations.lock
     from overlay_venv.commands.lock import command
 
     overlay, _, _, _ = locked
-    monkeypatch.setattr(overlay_venv.lock_pip, "make_lock", lambda *args, **kwargs: Lock((package("alpha"),)))
+    monkeypatch.setattr(overlay_venv.operations.lock, "make_lock", lambda *args, **kwargs: Lock((package("alpha"),)))
 
     def refuse(src, dst):
         raise PermissionError(13, "Permission denied")

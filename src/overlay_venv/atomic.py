@@ -208,3 +208,23 @@ class Staging:
             stop_janitor(self._janitor)
         if self._lock is not None:
             self._lock.__exit__(None, None, None)
+
+
+def replace_file(target: Path, data: bytes, mode: int | None = None) -> None:
+    """Put ``data`` at ``target`` in one step: written to a new file beside it (never through a link
+    at that name), then renamed over it, so a reader or a process killed halfway never sees half a
+    file. ``mode``: exactly that (default: 0o666 less the umask). The one atomic file write of
+    overlay-venv: the record, locks, launchers. Raises OSError, leaving nothing behind."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
+    try:
+        with open(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+

@@ -14,8 +14,9 @@ import shlex
 from pathlib import Path
 
 from . import __version__
-from .record import OverlayRecord
+from .atomic import replace_file
 from .paths import remove_under
+from .record import OverlayRecord
 from .templates import render
 
 LAUNCHER = "overlay-venv-kernel"
@@ -76,16 +77,7 @@ def write_launcher(bin_dir: Path, overlay: Path, record: OverlayRecord) -> Path:
             return target
     except OSError:
         pass
-    partial = bin_dir / f".{LAUNCHER}.{os.getpid()}.part"
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with open(fd, "wb") as handle:
-            os.fchmod(fd, 0o755)
-            handle.write(text)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    replace_file(target, text, 0o755)
     return target
 
 

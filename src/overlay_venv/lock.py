@@ -16,7 +16,7 @@ and uv refuse it on another interpreter even without overlay-venv.
 
 This module is pure: the data model, a small TOML writer for exactly this shape (tomllib is read-only,
 and new only in 3.11), the reader (tomllib, or tomli before 3.11), and the comparisons ``create --from``,
-``sync`` and ``rebuild`` make. Running pip lives in :mod:`overlay_venv.lock_pip`.
+``sync`` and ``rebuild`` make. Making and applying locks lives in :mod:`overlay_venv.operations.lock` and :mod:`.apply_lock`.
 """
 
 from __future__ import annotations
@@ -116,6 +116,14 @@ def redact_lock(lock: Lock) -> Lock:
     return replace(
         lock, packages=packages, requests=tuple(redact_url(item) for item in lock.requests), sources=lock.sources.redacted()
     )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def minor_of(version: str) -> str:

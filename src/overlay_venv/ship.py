@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import OverlayError
-from .lock_pip import sha256_of
+from .lock import sha256_of
 from .pack import pack_overlay, temporary_beside
 from .relocate import text_replacement_problem
 from .templates import render, templates_dir

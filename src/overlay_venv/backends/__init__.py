@@ -1,4 +1,10 @@
-"""The installers ``overlay-venv install`` drives: pip, or pip's resolver with uv doing the installing.
+"""The installers: one contract (:class:`Backend`) for everything that installs into an overlay.
+
+Every command that installs (``install``, ``sync``, ``create --from``, ``rebuild``) picks one with
+``--installer pip|uv`` (``--uv`` is kept as an alias) or ``OVERLAY_VENV_INSTALLER``; pip by default.
+:data:`INSTALLERS` names them: a new installer is one module here plus one line in that table.
+A backend covers a guarded install (:meth:`Backend.install`), the install of a lock's exact hashed
+artifacts (:meth:`Backend.install_locked`) and removal (:meth:`Backend.uninstall`).
 
 Both are given the same thing: the overlay's interpreter, the environment a job runs it in (the base's
 PYTHONPATH applied, so the base counts as installed), pip-style arguments and a constraints file. They
@@ -16,6 +22,8 @@ when resolution fails: ``install`` replaces that with its own explanation, or sh
 
 from __future__ import annotations
 
+import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -23,12 +31,16 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..errors import OverlayError
 from ..sources import Sources
 
 PIP = "pip"
 UV = "uv"
+# name -> "module:class". A new installer: a module defining a Backend subclass, and one line here.
+INSTALLERS = {PIP: "overlay_venv.backends.pip:PipBackend", UV: "overlay_venv.backends.uv:UvBackend"}
+INSTALLER_VARIABLE = "OVERLAY_VENV_INSTALLER"
 
 # pip's failure block starts with one of these lines. The conflict details follow at INFO level, on
 # stdout, which is why pip runs without -q even when the user asked for quiet: they are needed here.
@@ -79,11 +91,23 @@ class Job:
 
 
 class Backend:
-    """An installer. Subclasses implement :meth:`install`; the rest is shared."""
+    """An installer. Subclasses implement the three operations; :meth:`pip_command` is shared."""
 
     name = ""
 
     def install(self, job: Job) -> Outcome:
+        """Install ``job.requirement_args`` with the base held by ``job.constraints``; never raises for
+        a failed resolution (the caller explains it from the :class:`Outcome`)."""
+        raise NotImplementedError
+
+    def install_locked(self, python: str, environ: Mapping[str, str], requirements: Path, files: Path) -> None:
+        """Install exactly the ``name==version --hash=sha256:...`` lines of ``requirements``, from the
+        checked artifacts in ``files`` only: no index, no dependencies, nothing built. Replaces the
+        overlay's own copy of another version. Raises OverlayError on failure."""
+        raise NotImplementedError
+
+    def uninstall(self, python: str, environ: Mapping[str, str], names: Sequence[str]) -> None:
+        """Remove ``names`` from the overlay (never from the base). Raises OverlayError on failure."""
         raise NotImplementedError
 
     def pip_command(self, job: Job, *extra: str) -> list[str]:
@@ -106,17 +130,20 @@ class Backend:
         ]
 
 
+def installer_name(given: Optional[str] = None, use_uv: bool = False, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The installer asked for: ``--installer``, else ``--uv``, else OVERLAY_VENV_INSTALLER, else pip."""
+    environ = os.environ if environ is None else environ
+    return given or (UV if use_uv else None) or environ.get(INSTALLER_VARIABLE, "").strip() or PIP
+
+
 def get_backend(name: str) -> Backend:
-    """The backend called ``name``. Looking uv up here, before any work, lets a missing uv fail fast."""
-    if name == PIP:
-        from .pip import PipBackend
+    """The backend called ``name``. Made here, before any work, so a missing uv fails fast."""
+    if name not in INSTALLERS:
+        import click
 
-        return PipBackend()
-    if name == UV:
-        from .uv import UvBackend
-
-        return UvBackend()
-    raise OverlayError(f"unknown installer {name!r}: use {PIP} or {UV}")
+        raise click.UsageError(f"unknown installer {name!r}: choose one of {', '.join(sorted(INSTALLERS))}")
+    module, _, cls = INSTALLERS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)()
 
 
 def run_streaming(cmd: Sequence[str], environ: Mapping[str, str], quiet: bool, hold_failure: bool = True) -> Outcome:
@@ -167,6 +194,34 @@ def run_streaming(cmd: Sequence[str], environ: Mapping[str, str], quiet: bool, h
     return Outcome(returncode, "".join(shown + held), "".join(held))
 
 
+def run_captured(cmd: Sequence[str], environ: Mapping[str, str], what: str, cwd: Optional[Path] = None, failure=None) -> str:
+    """Run an installer command with its output kept, shown (through ``failure``, which picks the
+    lines that say what went wrong) only when it fails; the one way overlay-venv runs pip or uv
+    without showing progress. Guarded like :func:`run_streaming`: killed with us, holding our lock."""
+    from ..overlay_lock import guarded, inherited_fds
+
+    if shutil.which(cmd[0]) is None:
+        raise OverlayError(f"cannot run {cmd[0]}: it is missing or not executable")
+    try:
+        result = subprocess.run(
+            guarded(list(cmd)),
+            pass_fds=inherited_fds(),
+            env=dict(environ),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        raise OverlayError(f"cannot run {cmd[0]}: {exc}") from None
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        said = failure(output) if failure is not None else (output.strip().splitlines() or [""])[-1]
+        raise OverlayError(f"{what} failed: {said or f'{os.path.basename(cmd[0])} exit status {result.returncode}'}")
+    return output
+
+
 def run_in_background(function, *args):
     """Start ``function(*args)`` in a thread while an installer runs (it mostly waits on a pipe, so the
     GIL is free); the returned callable waits and gives the result, or raises what the function raised."""
@@ -190,4 +245,18 @@ def run_in_background(function, *args):
     return result
 
 
-__all__ = ["PIP", "UV", "Backend", "IndexOptions", "Job", "Outcome", "get_backend", "run_in_background", "run_streaming"]
+__all__ = [
+    "INSTALLERS",
+    "INSTALLER_VARIABLE",
+    "PIP",
+    "UV",
+    "Backend",
+    "IndexOptions",
+    "Job",
+    "Outcome",
+    "get_backend",
+    "installer_name",
+    "run_captured",
+    "run_in_background",
+    "run_streaming",
+]

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 
 from ..errors import OverlayError
-from . import UV, Backend, Job, Outcome, run_streaming
+from . import UV, Backend, Job, Outcome, run_captured, run_streaming
 
 HOW_TO_GET_UV = (
     "install it beside overlay-venv with `python -m pip install uv` (or `pipx install uv`; see "
@@ -89,7 +91,8 @@ class UvBackend(Backend):
         binary = binary or find_uv()
         if not binary:
             raise OverlayError(
-                f"--uv needs uv, which is not installed (no uv package beside overlay-venv, no uv on PATH): {HOW_TO_GET_UV}"
+                "the uv installer (--installer uv, --uv) needs uv, which is not installed "
+                f"(no uv package beside overlay-venv, no uv on PATH): {HOW_TO_GET_UV}"
             )
         self.binary = binary
 
@@ -116,3 +119,21 @@ class UvBackend(Backend):
         installed = run_streaming(cmd, environ, job.quiet, hold_failure=False)
         installed.output = resolved.output + installed.output
         return installed
+
+    @staticmethod
+    def _environ(environ: Mapping[str, str]) -> dict[str, str]:
+        # uv needs neither PYTHONPATH (it installs into the interpreter's own site-packages, and with
+        # exact pins and --no-deps there is nothing to resolve) nor VIRTUAL_ENV (--python names it).
+        return {k: v for k, v in environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def install_locked(self, python: str, environ: Mapping[str, str], requirements: Path, files: Path) -> None:
+        """As pip's: hashes required, no dependencies, no index, wheels only; ``--reinstall`` replaces
+        the overlay's own copy of another version (uv does not see the base, so it never skips one)."""
+        cmd = [self.binary, "pip", "install", "--python", python, "--quiet", "--require-hashes", "--no-deps", "--no-index"]
+        cmd += ["--no-build", "--reinstall", "--find-links", str(files), "-r", str(requirements)]
+        run_captured(cmd, self._environ(environ), "installing the locked artifacts with uv")
+
+    def uninstall(self, python: str, environ: Mapping[str, str], names: Sequence[str]) -> None:
+        if names:
+            cmd = [self.binary, "pip", "uninstall", "--python", python, "--quiet", *names]
+            run_captured(cmd, self._environ(environ), "removing distributions with uv")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from .options import installer_options
+
 
 @click.command("create")
 @click.argument("name", type=click.Path(path_type=Path))
@@ -48,11 +50,19 @@ import click
     "hashes required, no dependency resolution. A published REF (team/ana:v3): a private copy of it.",
 )
 @click.option(
+    "--on",
+    "on",
+    metavar="LOWER",
+    help="Stack the overlay on the overlay LOWER (a path, or a published REF): imports come from NAME, then LOWER "
+    "(and the overlays under it), then the release. Built on LOWER's interpreter; LOWER is only read.",
+)
+@click.option(
     "--wheelhouse",
     type=click.Path(exists=True, file_okay=False),
     metavar="DIR",
     help="With --from: take every artifact from DIR; no index is used.",
 )
+@installer_options
 def command(
     name: Path,
     python: str | None,
@@ -65,6 +75,9 @@ def command(
     no_cache: bool,
     lock_file: str | None,
     wheelhouse: str | None,
+    installer: str | None,
+    use_uv: bool,
+    on: str | None,
 ) -> None:
     """Create the overlay NAME on top of the release set up in this shell.
 
@@ -85,6 +98,8 @@ def command(
         overlay-venv create myenv --from pylock.toml                         # exactly what was locked
         overlay-venv create myenv --from pylock.toml --wheelhouse /shared/wheelhouse   # no index access
         overlay-venv create myenv --from team/ana:v3                         # a private copy of a published one
+        overlay-venv create myenv --on /eos/project/a/ana/team-env           # stacked on a team overlay
+        overlay-venv create myenv --on team/ana:v3                           # on a published one (pinned)
 
     Aliases such as setupATLAS exist only in interactive login shells; give the sourceable form:
     --setup 'source "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh"' and asetup on a second line.
@@ -99,12 +114,17 @@ def command(
         if hint:
             click.echo(hint, err=True)
     populate = None
+    if on is not None and lock_file and _is_reference(lock_file):
+        raise click.UsageError("--on goes with --from FILE (a lock), not with a published REF (a copy of it)")
     if lock_file and _copy_of_reference(name, lock_file, clear):  # --from team/ana:v3
         return
     if lock_file:
-        from ..lock_pip import prepare_create_from
+        from ..backends import get_backend, installer_name
+        from ..operations.apply_lock import prepare_create_from
 
-        populate = prepare_create_from(name, lock_file, wheelhouse, pip=pip, clear=clear)
+        chosen = installer_name(installer, use_uv)
+        get_backend(chosen)  # a missing uv is said before any work
+        populate = prepare_create_from(name, lock_file, wheelhouse, pip=pip, clear=clear, installer=chosen)
         if populate is None:  # the overlay is there and already holds exactly the lock
             click.echo(f"overlay {click.format_filename(str(name))} already matches {lock_file}; nothing to do")
             return
@@ -122,6 +142,7 @@ def command(
             keep_setup=keep_setup,
             cache=not no_cache,
             populate=populate,
+            on=on,
         )
     )
     where = click.format_filename(str(name))
@@ -130,6 +151,12 @@ def command(
         return
     click.echo(f"created overlay {where} on {record.base.implementation} {record.base.version} ({record.base.interpreter})")
     click.echo(f"activate it with: source {shlex.quote(str(name) + '/bin/activate')}")
+
+
+def _is_reference(value: str) -> bool:
+    from ..publish import is_reference_argument
+
+    return is_reference_argument(value)
 
 
 def _copy_of_reference(name: Path, value: str, clear: bool) -> bool:

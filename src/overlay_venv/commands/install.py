@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import click
 
+from .options import index_options, installer_options
+
 
 @click.command("install")
 @click.argument("packages", nargs=-1, metavar="[REQUIREMENT]...")
@@ -33,17 +35,14 @@ import click
 )
 @click.option("--pre", is_flag=True, help="Include pre-release and development versions.")
 @click.option("-U", "--upgrade", is_flag=True, help="Upgrade the named packages to the newest allowed versions.")
-@click.option("-i", "--index-url", metavar="URL", help="Base URL of the package index.")
-@click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL", help="Another index to use (repeatable).")
-@click.option("-f", "--find-links", multiple=True, metavar="PATH|URL", help="A directory or page of distributions (repeatable).")
-@click.option("--no-index", is_flag=True, help="Use no index, only --find-links locations.")
+@index_options
 @click.option(
     "--allow-shadow",
     multiple=True,
     metavar="NAME",
     help="Let the overlay get its own NAME even though base packages depend on the base's (repeatable).",
 )
-@click.option("--uv", "use_uv", is_flag=True, help="Install with uv (pip still resolves, with the base visible).")
+@installer_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; only problems and errors.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another command is changing the overlay, instead of waiting.")
 def command(
@@ -59,6 +58,7 @@ def command(
     find_links: tuple[str, ...],
     no_index: bool,
     allow_shadow: tuple[str, ...],
+    installer: str | None,
     use_uv: bool,
     quiet: bool,
     no_wait: bool,
@@ -87,134 +87,37 @@ def command(
         overlay-venv install --overlay myenv -r requirements.txt
         overlay-venv install --overlay myenv 'numpy>=2'      # named: shadows the base's numpy
         overlay-venv install tool==2.0 --allow-shadow corelib
-        overlay-venv install --overlay myenv --uv tool       # uv installs what pip resolved
+        overlay-venv install --overlay myenv --installer uv tool   # uv installs what pip resolved
         overlay-venv install --no-index -f ./wheels tool
         overlay-venv install --overlay myenv --no-wait tool  # fail, not wait, if myenv is busy
     """
     from pathlib import Path
 
-    from ..backends import PIP, UV, get_backend
+    from ..backends import IndexOptions, get_backend, installer_name
     from ..errors import OverlayError
     from ..install import read_requests
-    from ..record import find_overlay
+    from ..operations.install import install
     from ..overlay_lock import command_text, overlay_lock
+    from ..record import find_overlay
 
     if not (packages or requirement_files or editables):
         raise OverlayError("nothing to install: name packages, or give -r FILE or -e PATH")
     overlay = find_overlay(Path(overlay_path) if overlay_path else None)
-    backend = get_backend(UV if use_uv else PIP)  # a missing uv is reported before any work
+    backend = get_backend(installer_name(installer, use_uv))  # a missing uv is reported before any work
     requests = read_requests(packages, requirement_files, editables, constraint_files)
-    options = (index_url, extra_index_urls, find_links, no_index, pre, upgrade, allow_shadow, quiet)
+    index = IndexOptions(index_url, tuple(extra_index_urls), tuple(find_links), no_index, pre, upgrade)
     with overlay_lock(overlay, command_text(), wait=not no_wait):
-        report = _install(overlay, backend, requests, options)
-    report()
+        result = install(overlay, backend, requests, index, allow_shadow, quiet)
+    # Shown after the lock is released: a waiting install need not wait for our output.
+    _report(result, quiet)
 
 
-def _install(overlay, backend, requests, options):
-    """The install proper, under the overlay's lock and inside a transaction; returns what prints the
-    outcome (called after the lock is released: a waiting install need not wait for our output)."""
-    from ..atomic import private_tmp
-    from ..backends import IndexOptions, Job, run_in_background
-    from ..errors import OverlayError
-    from ..install import constraints_text, derive_holds, pth_files_of
-    from ..layers import check_requirements, load_layering
-    from ..record import read_record
-    from ..overlay_lock import command_text
-    from ..scripts_guard import secure_scripts
-    from ..transaction import Interrupted, begin, interrupted_error, scheme_dirs, space_words, terminations_interrupt
-
-    index_url, extra_index_urls, find_links, no_index, pre, upgrade, allow_shadow, quiet = options
-    record = read_record(overlay)
-    layering = load_layering(overlay, requirements=True)
-    warnings: list[str] = []
-    holds = derive_holds(
-        layering.distributions,
-        layering.marker_environment,
-        named=requests.names | requests.constrained,
-        allowed=allow_shadow,
-        warnings=warnings,
-    )
-    pth_files = pth_files_of(layering)
-    # What was already broken, computed while the installer runs: only new breakage is reported after.
-    broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
-
-    with private_tmp("install") as workdir:
-        constraints = workdir / "base-holds.txt"
-        constraints.write_text(constraints_text(holds), encoding="utf-8")
-        index = IndexOptions(index_url, tuple(extra_index_urls), tuple(find_links), no_index, pre, upgrade)
-        # pip's own temporary directories go into ours, which is removed however we end.
-        environ = {**layering.environ, "TMPDIR": str(workdir)}
-        job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet)
-        txn = begin(overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
-        try:
-            with terminations_interrupt():
-                outcome = backend.install(job)
-                if not outcome.ok:
-                    _failed(outcome, holds, requests, txn.rollback(), backend.name)
-                secure_scripts(overlay / record.bin_dir)
-                return _succeeded(overlay, layering, pth_files, requests, allow_shadow, broken_before(), warnings, quiet, txn)
-        except (KeyboardInterrupt, Interrupted) as exc:
-            raise interrupted_error(txn.rollback() if txn.open else "the install had finished", exc) from None
-        except OverlayError as exc:
-            if txn.open:
-                raise OverlayError(f"{exc.message}; {txn.rollback()}", details=exc.details) from None
-            raise
-        except OSError as exc:
-            if txn.open:
-                raise OverlayError(f"{space_words(exc)}: {txn.rollback()}") from None
-            raise
-        finally:
-            if txn.open:
-                txn.rollback()
-
-
-def _failed(outcome, holds, requests, state: str, tool: str) -> None:
-    from ..errors import OverlayError
-    from ..install import explain_conflict, parse_conflict
-
-    conflict = parse_conflict(outcome.output)
-    lines = explain_conflict(conflict, holds, requests) if conflict else None
-    if not lines and outcome.held_back:
-        lines = outcome.held_back.rstrip("\n").splitlines()
-    who = "uv" if tool == "uv" and outcome.stage == "install" else "pip"
-    raise OverlayError(f"{who} failed (exit status {outcome.returncode}): {state}", details=lines or ())
-
-
-def _succeeded(overlay, before, pth_files, requests, allow_shadow, broken_before, warnings, quiet: bool, txn):
-    from ..install import merge_requests, overlay_changes, problem_key, relayer
-    from ..layers import canonical_name, check_requirements, load_layering
-    from ..record import read_record, write_record
-    from ..sources import redact_url
-
-    distributions = relayer(before, pth_files)
-    environment = before.marker_environment
-    if distributions is None:
-        after = load_layering(overlay, requirements=True)
-        distributions, environment = after.distributions, after.marker_environment
-    changes = overlay_changes(before.distributions, distributions)
-    problems = check_requirements(distributions, environment, warnings)
-    old = {problem_key(problem) for problem in broken_before}
-    new = [problem for problem in problems if problem_key(problem) not in old]
-
-    record = read_record(overlay)
-    # Credentials from ${VAR}s or typed in a URL stay out of the record (and so out of locks), as
-    # pip keeps them out of direct_url.json.
-    merged = merge_requests(record.requests, [redact_url(entry) for entry in requests.record])
-    # What --allow-shadow released is part of the intent: rebuild must release it again.
-    allowed = sorted({*record.allow_shadow, *(canonical_name(name) for name in allow_shadow)})
-    if merged != record.requests or allowed != record.allow_shadow:
-        record.requests = merged
-        record.allow_shadow = allowed
-        write_record(overlay, record)
-    txn.commit()  # from here the install counts as done: what follows only reports it
-    return lambda: _report(changes, problems, new, allow_shadow, distributions, warnings, quiet)
-
-
-def _report(changes, problems, new, allow_shadow, distributions, warnings, quiet: bool) -> None:
+def _report(result, quiet: bool) -> None:
     from ..layers import align, colour_enabled
 
+    changes, problems, new, allow_shadow = result.changes, result.problems, result.new, result.allow_shadow
     colour = colour_enabled()
-    for warning in dict.fromkeys(warnings):
+    for warning in dict.fromkeys(result.warnings):
         click.echo(f"overlay-venv: warning: {warning}", err=True)
     if not quiet:
         if changes:
@@ -241,5 +144,6 @@ def _report(changes, problems, new, allow_shadow, distributions, warnings, quiet
     elif not quiet:
         earlier = f"; {len(problems)} broken before, unchanged (overlay-venv check)" if problems else ""
         click.echo(
-            click.style("ok: ", fg="green") + f"nothing newly broken in {len(distributions)} distributions{earlier}", color=colour
+            click.style("ok: ", fg="green") + f"nothing newly broken in {len(result.distributions)} distributions{earlier}",
+            color=colour,
         )

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import click
 
+from .options import index_options
+
 
 @click.command("lock")
 @click.argument("name", required=False, type=click.Path(file_okay=False))
@@ -13,10 +15,7 @@ import click
     help="Write the lock to FILE (pylock.toml or pylock.NAME.toml). Default: stdout.",
 )
 @click.option("--wheelhouse", type=click.Path(file_okay=False), metavar="DIR", help="Also save every locked artifact into DIR.")
-@click.option("-i", "--index-url", metavar="URL", help="The index the overlay's packages came from.")
-@click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL", help="Another index (repeatable).")
-@click.option("-f", "--find-links", multiple=True, metavar="PATH|URL", help="A directory or page of distributions (repeatable).")
-@click.option("--no-index", is_flag=True, help="Use no index, only --find-links locations.")
+@index_options
 def command(
     name: str | None,
     output: str,
@@ -48,19 +47,13 @@ def command(
     import os
     from pathlib import Path
 
-    from ..errors import OverlayError
     from ..lock import render_lock
-    from ..lock_pip import make_lock
+    from ..operations.lock import check_output, make_lock, write_lock
     from ..record import find_overlay, read_record
     from ..sources import Sources
 
     if output != "-":
-        # Before any work: finding and fetching every artifact can take minutes.
-        parent = Path(os.path.abspath(output)).parent
-        if not parent.is_dir():
-            raise OverlayError(f"cannot write the lock to {output}: {parent} is not a directory")
-        if Path(output).is_dir():
-            raise OverlayError(f"cannot write the lock to {output}: it is a directory")
+        check_output(output)  # before any work: finding and fetching every artifact can take minutes
     overlay = find_overlay(Path(name) if name else None)
     record = read_record(overlay)
     sources = Sources(
@@ -77,14 +70,7 @@ def command(
     if output == "-":
         click.echo(text, nl=False)
     else:
-        target = Path(output)
-        partial = target.with_name(f".{target.name}.part-{os.getpid()}")
-        try:
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, target)  # a reader never sees half a lock
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise OverlayError(f"cannot write the lock to {output}: {exc.strerror or exc}") from None
+        write_lock(Path(output), text)
     count = len(lock.packages)
     saved = f"; artifacts in {wheelhouse}" if wheelhouse else ""
     where = "" if output == "-" else f" to {output}"

@@ -25,8 +25,8 @@ def command(name: Path, output: Path, force: bool) -> None:
         mkdir -p /scratch/me/myenv && tar xzf myenv.tar.gz -C /scratch/me/myenv
         /scratch/me/myenv/bin/python /scratch/me/myenv/bin/overlay-venv-relocate
     """
-    from ..record import find_overlay
     from ..pack import human_size, pack_overlay
+    from ..record import find_overlay
 
     overlay = find_overlay(name)
     result = pack_overlay(overlay, output, force)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import click
 
+from .options import index_options, installer_options
+
 
 @click.command("rebuild")
 @click.argument("name", type=click.Path(file_okay=False))
@@ -16,10 +18,8 @@ import click
     "--wheelhouse", type=click.Path(exists=True, file_okay=False), metavar="DIR", help="Install from DIR only; no index is used."
 )
 @click.option("--python", metavar="PATH", help="Interpreter of the new base. Default: the python3 first on PATH, as for create.")
-@click.option("-i", "--index-url", metavar="URL", help="Base URL of the package index.")
-@click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL", help="Another index to use (repeatable).")
-@click.option("-f", "--find-links", multiple=True, metavar="PATH|URL", help="A directory or page of distributions (repeatable).")
-@click.option("--no-index", is_flag=True, help="Use no index, only --find-links locations.")
+@index_options
+@installer_options
 @click.option(
     "--allow-shadow",
     multiple=True,
@@ -37,6 +37,8 @@ def command(
     extra_index_urls: tuple[str, ...],
     find_links: tuple[str, ...],
     no_index: bool,
+    installer: str | None,
+    use_uv: bool,
     allow_shadow: tuple[str, ...],
     quiet: bool,
     no_wait: bool,
@@ -63,88 +65,37 @@ def command(
     import os
     from pathlib import Path
 
-    from ..record import is_overlay
+    from ..backends import get_backend, installer_name
+    from ..layers import align
+    from ..operations.rebuild import RebuildRequest, rebuild
     from ..overlay_lock import command_text, overlay_lock
+    from ..record import is_overlay
 
-    sources_given = (index_url, extra_index_urls, find_links, no_index)
-    overlay = Path(os.path.abspath(name))
-    if not is_overlay(overlay):
-        _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_shadow, quiet)
-        return
-    # The old overlay stays locked until the new one replaced it: no install lands in it meanwhile.
-    with overlay_lock(overlay, command_text(), wait=not no_wait):
-        _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_shadow, quiet)
-
-
-def _rebuild(overlay, name, lock_file, wheelhouse, python, sources_given, allow_shadow, quiet) -> None:
-    import os
-
-    from ..create import CreateOptions, create_overlay
-    from ..errors import OverlayError
-    from ..layers import align, canonical_name, load_layering
-    from ..lock import base_changes, read_lock, version_changes
-    from ..lock_pip import base_distributions, overlay_versions, populate_from_requests
-    from ..record import is_overlay, read_record
-    from ..sources import Sources
-
-    index_url, extra_index_urls, find_links, no_index = sources_given
-    exists = is_overlay(overlay)
-    record = read_record(overlay) if exists else None
-    lock = read_lock(lock_file) if lock_file else None
-    if lock is None and record is None:
-        raise OverlayError(
-            f"{overlay} is not an overlay made by overlay-venv; to create it from a lock's requests, pass --lock FILE"
-        )
-    requests = list(lock.requests if lock is not None else record.requests)  # type: ignore[union-attr]
-    recorded_allowed = lock.allow_shadow if lock is not None else record.allow_shadow  # type: ignore[union-attr]
-    allowed = sorted({*recorded_allowed, *(canonical_name(item) for item in allow_shadow)})
-    if not requests:
-        where = lock_file if lock is not None else f"{overlay}/overlay-venv.json"
-        raise OverlayError(
-            f"no top-level requests recorded in {where}: rebuild re-installs what `overlay-venv install` was asked for; "
-            "use `overlay-venv create --clear` and install again, or `create --from` a lock whose pins still fit"
-        )
-    given = Sources(
-        index_url, tuple(extra_index_urls), tuple(os.path.abspath(f) if "://" not in f else f for f in find_links), no_index
-    )
-    sources = (lock.sources if lock is not None else Sources()).merged(given)
-    if wheelhouse:
-        sources = Sources(find_links=(os.path.abspath(wheelhouse),), no_index=True)
-
-    before = overlay_versions(overlay, record.site_packages) if record is not None else {}
-    old_base = lock.base.distributions if lock is not None and lock.base is not None else None
-    if old_base is None and exists:
-        # The base the overlay was built on: without PYTHONPATH here, the layers fall back to the
-        # recorded one, while this shell already has the new release. Gone with the old release
-        # (its interpreter moved), it cannot be read: then no base line is printed.
-        old_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        try:
-            old_base = base_distributions(load_layering(overlay, old_env))
-        except (OverlayError, OSError):
-            old_base = None
-    options = CreateOptions(
-        dest=overlay,
+    chosen = installer_name(installer, use_uv)
+    get_backend(chosen)  # a missing uv is said before any work
+    request = RebuildRequest(
+        overlay=Path(os.path.abspath(name)),
+        lock_file=lock_file,
+        wheelhouse=wheelhouse,
         python=python,
-        clear=exists,
-        populate=populate_from_requests(requests, sources, quiet, overlay, allowed),
+        sources=(index_url, tuple(extra_index_urls), tuple(find_links), no_index),
+        allow_shadow=tuple(allow_shadow),
+        quiet=quiet,
+        installer=chosen,
     )
-    if record is not None:
-        options.prompt = record.prompt
-        options.system_site_packages = record.system_site_packages
-        options.setup = record.base.setup
-        options.keep_setup = record.base.keep_setup
-    new_record, _ = create_overlay(options)
-
-    after = overlay_versions(overlay, new_record.site_packages)
-    click.echo(f"rebuilt {name} on {new_record.base.implementation} {new_record.base.version} ({new_record.base.interpreter})")
-    rows = version_changes(before, after)
-    if rows:
-        for line in align([["package", "before", "after"], *[list(row) for row in rows]]):
+    if not is_overlay(request.overlay):
+        result = rebuild(request)
+    else:
+        # The old overlay stays locked until the new one replaced it: no install lands in it meanwhile.
+        with overlay_lock(request.overlay, command_text(), wait=not no_wait):
+            result = rebuild(request)
+    base = result.record.base
+    click.echo(f"rebuilt {name} on {base.implementation} {base.version} ({base.interpreter})")
+    if result.versions:
+        for line in align([["package", "before", "after"], *[list(row) for row in result.versions]]):
             click.echo(line)
     else:
         click.echo("no version changed")
-    if old_base is not None:
-        changes = base_changes(old_base, base_distributions(load_layering(overlay)))
-        if changes:
-            click.echo(f"base: {', '.join(changes)}")
+    if result.base_changes:
+        click.echo(f"base: {', '.join(result.base_changes)}")
     click.echo(f"record the new versions with: overlay-venv lock {name} -o FILE")

@@ -82,9 +82,9 @@ def command(
     """
     from ..batch import render_job, write_job
     from ..errors import OverlayError
-    from ..record import find_overlay, read_record
     from ..oserrors import os_errors_as
     from ..pack import human_size
+    from ..record import find_overlay, read_record
     from ..ship import (
         SBATCH_SCRIPT_LIMIT,
         make_shipment,
