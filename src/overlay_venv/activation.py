@@ -36,8 +36,9 @@ class ActivationValues:
     keep_setup: bool = False
     rebuild_hint: str = ""
     # A stacked overlay (create --on): the lower overlays' bin directories, PATH after bin_dir, and
-    # (path, stamp file, stamp line or "" for none) of each, for the drift warning. site_packages then
-    # also holds the lower overlays' site-packages, after the overlay's own.
+    # (path, what must exist) of each for the drift warning: its stamp file, or the directory itself
+    # when it had no stamp. site_packages then also holds the lower overlays' site-packages, after
+    # the overlay's own.
     lower_bins: tuple = ()
     lower_stamps: tuple = ()
     lower_sites: tuple = ()
@@ -190,7 +191,7 @@ def activation_values(overlay: Path, record: OverlayRecord) -> ActivationValues:
         keep_setup=record.base.keep_setup,
         rebuild_hint=rebuild_hint(overlay),
         lower_bins=tuple(lower.bin_path for lower in lowers),
-        lower_stamps=tuple((lower.path, lower.stamp_path, lower.stamp or "") for lower in lowers),
+        lower_stamps=tuple((lower.path, lower.stamp_path if lower.stamp else lower.path) for lower in lowers),
         lower_sites=tuple(site for lower in lowers for site in lower.sites),
     )
 

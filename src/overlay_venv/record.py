@@ -314,10 +314,10 @@ def is_overlay(path: Path) -> bool:
 def write_record(overlay: Path, record: OverlayRecord) -> None:
     """Replace the record in one step: install and sync rewrite it in a live overlay, and a process
     killed halfway must not leave a truncated file that makes the overlay unreadable."""
-    from .stack import STAMP_FILE, new_stamp
+    from .stack import write_stamp
 
     # A new stamp with every record: overlays stacked on this one see at activation that it changed.
-    _replace_file(overlay / STAMP_FILE, new_stamp() + "\n")
+    write_stamp(overlay)
     _replace_file(overlay / METADATA_FILE, record.to_json())
 
 

@@ -5,10 +5,11 @@ lists the lower overlays top-down (``lowers``), each with what NAME needs at run
 LOWER's record: its absolute path (a lower overlay stays at its path, as the release does), its
 site-packages and bin directory, its label for ``list``, and two identities:
 
-- ``stamp``: the one line LOWER's ``overlay-venv.stamp`` held when NAME was built. Every write of an
-  overlay's record writes a new stamp (record.write_record), so a rebuilt or re-created LOWER has
-  another; the activation scripts compare it with shell built-ins (``read``; csh ``source``s the line,
-  which is a ``set``), so drift is seen without starting a program.
+- ``stamp``: the token in the name of LOWER's ``overlay-venv.stamp-TOKEN`` when NAME was built. Every
+  write of an overlay's record writes a new stamp (record.write_record), so a rebuilt or re-created
+  LOWER has another; the activation scripts test that NAME's recorded file exists (``test -e``, built
+  in everywhere), so drift is seen without starting a program. ``pip install`` run by hand in LOWER
+  writes no record and so no stamp: the fingerprint catches that, not activation.
 - ``fingerprint``: a digest of LOWER's distributions (name, version and RECORD hashes, as publish's
   content id): precise, computed in Python by ``lock``, ``sync`` and ``create --from``.
 """
@@ -22,8 +23,9 @@ from pathlib import Path
 
 from .errors import OverlayError
 
-STAMP_FILE = "overlay-venv.stamp"
-STAMP_VARIABLE = "_overlay_venv_stamp"
+# The stamp is in the file's name (an empty file), so the activation scripts check it with one `test -e`:
+# no file to open and read, and the same built-in in sh, csh and fish.
+STAMP_PREFIX = "overlay-venv.stamp-"
 LABEL_PREFIX = "overlay:"
 
 
@@ -35,7 +37,7 @@ class Lower:
     prompt: str
     bin_dir: str  # relative to path
     site_packages: list[str] = field(default_factory=list)  # relative to path
-    stamp: str | None = None  # the stamp line at NAME's build; None: LOWER had no stamp file
+    stamp: str | None = None  # LOWER's stamp token at NAME's build; None: LOWER had none (older overlay-venv)
     fingerprint: str = ""
     ref: str | None = None  # the pinned reference (team/ana@ID) NAME was built on, if given as one
 
@@ -53,7 +55,7 @@ class Lower:
 
     @property
     def stamp_path(self) -> str:
-        return os.path.join(self.path, STAMP_FILE)
+        return os.path.join(self.path, STAMP_PREFIX + (self.stamp or ""))
 
     def to_data(self) -> dict:
         return dict(self.__dict__)
@@ -63,21 +65,36 @@ def lowers_from_data(items: list[dict] | None) -> list[Lower]:
     return [Lower(**item) for item in items or []]
 
 
-def stamp_line(token: str) -> str:
-    """The stamp file's line: a csh ``set`` (csh reads it by ``source``), compared whole in sh and fish."""
-    return f"set {STAMP_VARIABLE}={token}"
-
-
 def new_stamp() -> str:
-    return stamp_line(os.urandom(12).hex())
+    return os.urandom(12).hex()
+
+
+def stamp_names(overlay: Path | str) -> list[str]:
+    try:
+        return sorted(name for name in os.listdir(overlay) if name.startswith(STAMP_PREFIX))
+    except OSError:
+        return []
 
 
 def read_stamp(overlay: Path | str) -> str | None:
-    try:
-        with open(os.path.join(overlay, STAMP_FILE), encoding="utf-8") as handle:
-            return handle.readline().rstrip("\n") or None
-    except OSError:
-        return None
+    """The overlay's stamp token; None when it has none. Two (a write that died between creating the
+    new one and removing the old) count as a changed overlay: the token is then neither."""
+    names = stamp_names(overlay)
+    if len(names) != 1:
+        return None if not names else "+".join(name[len(STAMP_PREFIX) :] for name in names)
+    return names[0][len(STAMP_PREFIX) :]
+
+
+def write_stamp(overlay: Path) -> None:
+    """A new stamp, then the old ones gone (record.write_record calls this before the record)."""
+    old = stamp_names(overlay)
+    with open(overlay / (STAMP_PREFIX + new_stamp()), "x"):
+        pass
+    for name in old:
+        try:
+            os.unlink(overlay / name)
+        except FileNotFoundError:
+            pass
 
 
 def fingerprint(overlay: Path) -> str:
