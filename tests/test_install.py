@@ -1,6 +1,6 @@
 """`overlay-venv install`: pip (and uv) held to the base's versions of what the base depends on.
 
-The pure parts of ``overlay_venv.install`` are tested on hand-made data; the command on a read-only
+The pure parts (``overlay_venv.requests``, ``.holds``, ``.changes``) are tested on hand-made data; the command on a read-only
 release, with no network (local wheels, ``--no-index --find-links``):
 
     release (PYTHONPATH)   clientlib 1.4 (requires corelib==1.20.*), corelib 1.20.0
@@ -27,24 +27,12 @@ from hypothesis import strategies as st
 
 from overlay_venv.backends import IndexOptions
 from overlay_venv.backends import uv as uv_backend
+from overlay_venv.changes import overlay_changes
 from overlay_venv.errors import OverlayError
-from overlay_venv.install import (
-    Conflict,
-    Demand,
-    Hold,
-    Reason,
-    Requests,
-    constraints_text,
-    derive_holds,
-    explain_conflict,
-    merge_requests,
-    overlay_changes,
-    parse_conflict,
-    project_name,
-    read_requests,
-)
+from overlay_venv.holds import Conflict, Demand, Hold, Reason, constraints_text, derive_holds, explain_conflict, parse_conflict
 from overlay_venv.layers import BASE, INTERPRETER, OVERLAY, Copy, Distribution, Layer
 from overlay_venv.record import OverlayRecord
+from overlay_venv.requests import Requests, merge_requests, project_name, read_requests
 
 ENV39 = {"python_version": "3.9", "python_full_version": "3.9.18", "sys_platform": "linux", "os_name": "posix"}
 OV = Layer(OVERLAY, "/ov/lib/python3.9/site-packages", label="overlay")
@@ -289,7 +277,7 @@ def test_overlay_changes():
 
 
 def test_relayer_rereads_only_the_overlay_and_gives_up_on_new_pth_files(tmp_path):
-    from overlay_venv.install import pth_files_of, relayer
+    from overlay_venv.changes import pth_files_of, relayer
     from overlay_venv.layers import Layering
 
     ov_dir, base_dir = tmp_path / "ov", tmp_path / "base"

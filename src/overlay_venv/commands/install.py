@@ -95,10 +95,10 @@ def command(
 
     from ..backends import IndexOptions, get_backend, installer_name
     from ..errors import OverlayError
-    from ..install import read_requests
     from ..operations.install import install
     from ..overlay_lock import command_text, overlay_lock
     from ..record import find_overlay
+    from ..requests import read_requests
 
     if not (packages or requirement_files or editables):
         raise OverlayError("nothing to install: name packages, or give -r FILE or -e PATH")

@@ -32,7 +32,7 @@ class Guarded:
 def run_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOptions, backend: Backend, quiet: bool) -> Guarded:
     """Hold every base distribution others depend on (except the named and ``allow_shadow``) and run
     ``backend`` on ``requests`` in the overlay ``layering`` describes."""
-    from ..install import constraints_text, derive_holds
+    from ..holds import constraints_text, derive_holds
 
     warnings: list[str] = []
     holds = derive_holds(
@@ -55,7 +55,7 @@ def run_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOpt
 def failure_details(run: Guarded, command: str = "overlay-venv install", fallback: bool = True) -> list[str]:
     """The lines that explain a failed run: which held packages pin what and the ways out, else (with
     ``fallback``) the installer's own failure block."""
-    from ..install import explain_conflict, parse_conflict
+    from ..holds import explain_conflict, parse_conflict
 
     conflict = parse_conflict(run.outcome.output)
     lines = explain_conflict(conflict, run.holds, run.requests, command) if conflict else None
@@ -89,7 +89,7 @@ def install(
 
     record = read_record(overlay)
     layering = load_layering(overlay, requirements=True)
-    from ..install import pth_files_of
+    from ..changes import pth_files_of
 
     pth_files = pth_files_of(layering)
     # What was already broken, computed while the installer runs: only new breakage is reported after.
@@ -122,9 +122,10 @@ def install(
 
 
 def _record_and_check(overlay, before, pth_files, requests, allow_shadow, broken_before, warnings) -> InstallResult:
-    from ..install import merge_requests, overlay_changes, problem_key, relayer
+    from ..changes import overlay_changes, problem_key, relayer
     from ..layers import canonical_name, check_requirements, load_layering
     from ..record import read_record, write_record
+    from ..requests import merge_requests
     from ..sources import redact_url
 
     distributions = relayer(before, pth_files)

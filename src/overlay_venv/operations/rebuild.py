@@ -33,9 +33,9 @@ def populate_from_requests(
 
     def populate(stage: Path, environ: dict[str, str]) -> None:
         from ..backends import IndexOptions, get_backend
-        from ..install import read_requests
         from ..layers import load_layering
         from ..record import read_record
+        from ..requests import read_requests
         from ..scripts_guard import secure_scripts
         from .install import failure_details, run_guarded
 
