@@ -157,8 +157,9 @@ class OverlayRecord:
                 "setup": self.base.setup,
                 "keep_setup": self.base.keep_setup,
             },
-            "lowers": [{"path": lower.path, "label": lower.label, "ref": lower.ref} for lower in self.lowers],
             "created_by": self.created_by,
+            # A stacked overlay's lower overlays, top-down; absent for an overlay on the release.
+            **({"lowers": [{"path": lower.path, "label": lower.label, "ref": lower.ref} for lower in self.lowers]} if self.lowers else {}),
         }
 
 
