@@ -159,8 +159,12 @@ class OverlayRecord:
             },
             "created_by": self.created_by,
             # A stacked overlay's lower overlays, top-down; absent for an overlay on the release.
-            **({"lowers": [{"path": lower.path, "label": lower.label, "ref": lower.ref} for lower in self.lowers]} if self.lowers else {}),
+            **({"lowers": [self._lower_json(lower) for lower in self.lowers]} if self.lowers else {}),
         }
+
+    @staticmethod
+    def _lower_json(lower) -> dict:
+        return {"path": lower.path, "label": lower.label, "ref": lower.ref}
 
 
 _BASE_KNOWN = {item.name for item in fields(Base)} - {"unknown"}

@@ -211,7 +211,6 @@ def stamp_drift(lowers: list[Lower]) -> list[str]:
     return problems
 
 
-
 def plan_stack(dest: Path, on: str, python: str | None) -> tuple[list[Lower], object]:
     """``create DEST --on ON``: the lower overlays, top-down, and LOWER's base (a record.Base), after
     every refusal that needs no release: ON not an overlay, a cycle, another --python."""

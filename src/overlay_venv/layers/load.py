@@ -115,7 +115,8 @@ def load_layering(
         {real(entry): label for entry, label in lower_map.items()},
     )
     layers = [
-        named if named.kind != OTHER else Layer(found.kind, named.path, found.index, found.label) for named, found in zip(by_name, by_real)
+        named if named.kind != OTHER else Layer(found.kind, named.path, found.index, found.label)
+        for named, found in zip(by_name, by_real)
     ]
     scanned: list[tuple[Layer, list[Found]]] = []
     seen_dirs = set()

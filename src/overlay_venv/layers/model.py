@@ -135,7 +135,9 @@ def classify_entries(
     layers = []
     for entry in sys_path:
         norm = os.path.join(os.path.normpath(entry), "")
-        lower = lowers.get(os.path.normpath(entry)) or next((label for prefix, label in lower_prefixes if norm.startswith(prefix)), None)
+        lower = lowers.get(os.path.normpath(entry))
+        if lower is None:
+            lower = next((label for prefix, label in lower_prefixes if norm.startswith(prefix)), None)
         if any(norm.startswith(d) for d in overlays) or os.path.normpath(entry) in own:
             layers.append(Layer(OVERLAY, entry))
         elif lower is not None:
