@@ -27,13 +27,14 @@ from ..atomic import private_tmp
 from ..backends import get_backend
 from ..backends.pip import PIP_QUIET, run_pip
 from ..errors import OverlayError
-from ..lock import Artifact, Lock, LockedPackage, Target, artifact_name_problem, sha256_of, size_problem
+from ..lock import Artifact, Lock, LockedPackage, artifact_name_problem, sha256_of, size_problem
+from ..lock_compare import Target
 from .lock import _file_path, base_distributions, overlay_versions, target_of
 
 
 def selected(lock: Lock, target: Target, names: Optional[Iterable[str]] = None) -> list[tuple[LockedPackage, Artifact]]:
     """The artifact to install for each locked package (or those ``names``), for ``target``."""
-    from ..lock import select_artifact
+    from ..lock_compare import select_artifact
 
     wanted = set(lock.by_name()) if names is None else set(names)
     chosen = []
@@ -115,7 +116,7 @@ def _copy_checked(source: Path, target: Path, artifact: Artifact, package: Locke
 
 def refuse_incompatible(lock: Lock, target: Target, overlay: Path, lock_file: str) -> None:
     """Stop with what differs when ``lock`` cannot be installed for ``target``, pointing at rebuild."""
-    from ..lock import incompatibilities
+    from ..lock_compare import incompatibilities
 
     problems = incompatibilities(lock, target)
     if problems:
@@ -134,7 +135,7 @@ def _quote(path: Any) -> str:
 def base_drift(lock: Lock, layering: Any) -> Optional[str]:
     """A warning when the base's distributions are not the ones the lock was made on (installing still
     works: the lock pins only the overlay's own distributions)."""
-    from ..lock import base_changes
+    from ..lock_compare import base_changes
 
     if lock.base is None:
         return None
@@ -206,7 +207,7 @@ class _Apply:
 
 
 def _install_files(job: _Apply) -> None:
-    from ..lock import requirements_text
+    from ..lock_compare import requirements_text
     from ..record import read_record
     from ..scripts_guard import secure_scripts
 
@@ -303,7 +304,8 @@ def prepare_create_from(name: Path, lock_file: str, wheelhouse: Optional[str], p
     overlay holding exactly the lock (a job script may run the same create twice)."""
     import click
 
-    from ..lock import plan_sync, read_lock
+    from ..lock import read_lock
+    from ..lock_compare import plan_sync
     from ..record import is_overlay, read_record
 
     if not pip:

@@ -26,7 +26,8 @@ from urllib.parse import unquote, urlsplit
 from .. import __version__
 from ..backends.pip import PIP_QUIET, run_pip
 from ..errors import OverlayError
-from ..lock import UNLOCKED, Artifact, BaseInfo, Lock, LockedPackage, Target, environment_marker, minor_of, redact_lock, sha256_of
+from ..lock import UNLOCKED, Artifact, BaseInfo, Lock, LockedPackage, environment_marker, minor_of, redact_lock, sha256_of
+from ..lock_compare import Target
 from ..sources import Sources
 
 
@@ -296,4 +297,3 @@ def write_lock(target: Path, text: str) -> None:
         replace_file(target, text.encode("utf-8"))
     except OSError as exc:
         raise OverlayError(f"cannot write the lock to {target}: {exc.strerror or exc}") from None
-

@@ -83,7 +83,8 @@ def rebuild(request: RebuildRequest) -> RebuildResult:
 
     from ..create import CreateOptions, create_overlay
     from ..layers import canonical_name, load_layering
-    from ..lock import base_changes, read_lock, version_changes
+    from ..lock import read_lock
+    from ..lock_compare import base_changes, version_changes
     from ..record import is_overlay, read_record
     from .lock import base_distributions, overlay_versions
 

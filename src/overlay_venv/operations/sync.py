@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..lock import Lock, Plan, plan_sync
+from ..lock import Lock
+from ..lock_compare import Plan, plan_sync
 from ..record import read_record
 from .apply_lock import install_lock, overlay_versions, remember_requests
 
