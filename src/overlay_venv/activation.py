@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .record import OverlayRecord
 from .paths import python_entries
+from .record import OverlayRecord
 from .release import rebuild_hint
 from .templates import render
 

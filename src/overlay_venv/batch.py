@@ -18,8 +18,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import OverlayError
-from .record import OverlayRecord, find_overlay, read_record
 from .pack import publish_file, temporary_beside
+from .record import OverlayRecord, find_overlay, read_record
 from .release import normalize_setup
 from .templates import render
 

@@ -15,9 +15,9 @@ from .activation import activation_values, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError
 from .launcher import recorded_environment, write_launcher
-from .record import Base, OverlayRecord, is_overlay, overlay_problem, read_record, write_record
 from .oserrors import describe_os_error, not_text_problem
 from .paths import path_problem, relative_to_overlay, remove_under
+from .record import Base, OverlayRecord, is_overlay, overlay_problem, read_record, write_record
 from .release import base_pythonpath, normalize_setup, run_setup
 from .relocate import repoint, write_new_file, write_relocate_script
 from .skeleton import Built

@@ -20,9 +20,9 @@ from pathlib import Path
 from .atomic import Staging
 from .errors import OverlayError
 from .kernel import unpack_notes
-from .record import METADATA_FILE, OverlayRecord, read_record
 from .oserrors import READ_ERRORS, describe_os_error, not_text_problem
 from .paths import path_problem
+from .record import METADATA_FILE, OverlayRecord, read_record
 from .relocate import (
     RELOCATE_SCRIPT,
     files_naming,

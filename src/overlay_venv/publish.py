@@ -31,8 +31,8 @@ from pathlib import Path
 
 from .atomic import Staging
 from .errors import OverlayError
-from .record import METADATA_FILE, OverlayRecord, find_overlay, overlay_problem, read_record
 from .oserrors import describe_os_error
+from .record import METADATA_FILE, OverlayRecord, find_overlay, overlay_problem, read_record
 from .refs import ID_LENGTH, IDS, looks_like_reference, name_problem, resolve, tag_problem
 from .relocate import RELOCATE_SCRIPT, movable_problems, read_location, relocate_tree
 from .store import (
