@@ -86,6 +86,7 @@ def rebuild(request: RebuildRequest) -> RebuildResult:
     from ..lock import read_lock
     from ..lock_compare import base_changes, version_changes
     from ..record import is_overlay, read_record
+    from ..stack import on_argument
     from .lock import base_distributions, overlay_versions
 
     overlay = request.overlay
@@ -135,6 +136,7 @@ def rebuild(request: RebuildRequest) -> RebuildResult:
         options.system_site_packages = record.system_site_packages
         options.setup = record.base.setup
         options.keep_setup = record.base.keep_setup
+        options.on = on_argument(record)  # a stacked overlay: onto the current LOWER (stack.py)
     new_record, _ = create_overlay(options)
     result = RebuildResult(new_record, version_changes(before, overlay_versions(overlay, new_record.site_packages)))
     if old_base is not None:

@@ -11,6 +11,7 @@ from typing import Optional
 from ..lock import Lock
 from ..lock_compare import Plan, plan_sync
 from ..record import read_record
+from ..stack import refuse_changed
 from .apply_lock import install_lock, overlay_versions, remember_requests
 
 
@@ -43,6 +44,7 @@ def sync(
     """Plan, and unless ``dry_run`` apply, the changes that make ``overlay`` hold exactly ``lock``.
     The caller holds the overlay's lock (see overlay_lock) for a real run."""
     record = read_record(overlay)
+    refuse_changed(overlay, record.lowers, f"sync {overlay}")  # a stacked overlay's lower gone or changed
     result = SyncResult(plan_sync(lock, overlay_versions(overlay, record.site_packages)), lock, dry_run)
     if dry_run:
         return result
