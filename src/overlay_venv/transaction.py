@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Optional
 
 from .atomic import _exchange
 from .errors import OverlayError
@@ -361,3 +362,29 @@ def interrupted_error(state: str, exc: BaseException) -> OverlayError:
 
 def space_words(exc: OSError) -> str:
     return "no space left on the device" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+
+
+def all_or_nothing(txn: Transaction, work: Callable[[], Any], state: Optional[Callable[[], str]] = None) -> Any:
+    """Run ``work()`` inside ``txn`` and commit; on anything that stops it (an installer failure, a
+    full disk, Ctrl-C, a termination signal) roll back and say so in the one-line error. ``state``
+    rolls back and words the outcome (default: :meth:`Transaction.rollback`'s words). ``work`` may
+    roll back itself and raise: the error then passes as it is."""
+    state = state or txn.rollback
+    try:
+        with terminations_interrupt():
+            result = work()
+            txn.commit()
+            return result
+    except (KeyboardInterrupt, Interrupted) as exc:
+        raise interrupted_error(state() if txn.open else "the install had finished", exc) from None
+    except OverlayError as exc:
+        if txn.open:
+            raise OverlayError(f"{exc.message}; {state()}", details=exc.details) from None
+        raise
+    except OSError as exc:
+        if txn.open:
+            raise OverlayError(f"{space_words(exc)}: {state()}") from None
+        raise
+    finally:
+        if txn.open:
+            txn.rollback()

@@ -226,7 +226,7 @@ def _install_transaction(job: _Apply) -> None:
     """:func:`_install_files` on a live overlay, all or nothing (see :mod:`overlay_venv.transaction`)."""
     from ..overlay_lock import command_text
     from ..record import read_record
-    from ..transaction import UNCHANGED, Interrupted, begin, interrupted_error, scheme_dirs, space_words, terminations_interrupt
+    from ..transaction import UNCHANGED, all_or_nothing, begin, scheme_dirs
 
     record = read_record(job.overlay)
     txn = begin(job.overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
@@ -234,23 +234,7 @@ def _install_transaction(job: _Apply) -> None:
     def state() -> str:
         return f"{job.overlay} is unchanged" if txn.rollback() == UNCHANGED else f"rolled back: {job.overlay} is as it was before"
 
-    try:
-        with terminations_interrupt():
-            _install_files(job)
-            txn.commit()
-    except (KeyboardInterrupt, Interrupted) as exc:
-        raise interrupted_error(state() if txn.open else "the install had finished", exc) from None
-    except OverlayError as exc:
-        if txn.open:
-            raise OverlayError(f"{exc.message}; {state()}", details=exc.details) from None
-        raise
-    except OSError as exc:
-        if txn.open:
-            raise OverlayError(f"{space_words(exc)}: {state()}") from None
-        raise
-    finally:
-        if txn.open:
-            txn.rollback()
+    all_or_nothing(txn, lambda: _install_files(job), state)
 
 
 def refuse_sdists(chosen: Sequence[tuple[LockedPackage, Artifact]], lock_file: str) -> None:

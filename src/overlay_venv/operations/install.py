@@ -85,7 +85,7 @@ def install(
     from ..overlay_lock import command_text
     from ..record import read_record
     from ..scripts_guard import secure_scripts
-    from ..transaction import Interrupted, begin, interrupted_error, scheme_dirs, space_words, terminations_interrupt
+    from ..transaction import all_or_nothing, begin, scheme_dirs
 
     record = read_record(overlay)
     layering = load_layering(overlay, requirements=True)
@@ -95,30 +95,18 @@ def install(
     # What was already broken, computed while the installer runs: only new breakage is reported after.
     broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
     txn = begin(overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
-    try:
-        with terminations_interrupt():
-            run = run_guarded(layering, requests, allow_shadow, index, backend, quiet)
-            if not run.outcome.ok:
-                who = "uv" if backend.name == "uv" and run.outcome.stage == "install" else "pip"
-                state = txn.rollback()
-                raise OverlayError(f"{who} failed (exit status {run.outcome.returncode}): {state}", details=failure_details(run))
-            secure_scripts(overlay / record.bin_dir)
-            result = _record_and_check(overlay, layering, pth_files, requests, allow_shadow, broken_before(), run.warnings)
-            txn.commit()  # from here the install counts as done: what follows only reports it
-            return result
-    except (KeyboardInterrupt, Interrupted) as exc:
-        raise interrupted_error(txn.rollback() if txn.open else "the install had finished", exc) from None
-    except OverlayError as exc:
-        if txn.open:
-            raise OverlayError(f"{exc.message}; {txn.rollback()}", details=exc.details) from None
-        raise
-    except OSError as exc:
-        if txn.open:
-            raise OverlayError(f"{space_words(exc)}: {txn.rollback()}") from None
-        raise
-    finally:
-        if txn.open:
-            txn.rollback()
+
+    def work() -> InstallResult:
+        run = run_guarded(layering, requests, allow_shadow, index, backend, quiet)
+        if not run.outcome.ok:
+            who = "uv" if backend.name == "uv" and run.outcome.stage == "install" else "pip"
+            state = txn.rollback()
+            raise OverlayError(f"{who} failed (exit status {run.outcome.returncode}): {state}", details=failure_details(run))
+        secure_scripts(overlay / record.bin_dir)
+        return _record_and_check(overlay, layering, pth_files, requests, allow_shadow, broken_before(), run.warnings)
+
+    # Committed when work() returns: what follows only reports the install.
+    return all_or_nothing(txn, work)
 
 
 def _record_and_check(overlay, before, pth_files, requests, allow_shadow, broken_before, warnings) -> InstallResult:

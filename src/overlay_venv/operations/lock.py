@@ -167,6 +167,7 @@ def make_lock(
 ) -> Lock:
     """Lock the overlay's own distributions (see the module docstring for how artifacts are found)."""
     from ..layers import load_layering
+    from ..stack import lock_lowers
 
     layering = load_layering(overlay, environ, tags=True)
     target = target_of(layering)
@@ -240,6 +241,7 @@ def make_lock(
         requests=tuple(requests),
         sources=sources,
         allow_shadow=tuple(allow_shadow),
+        lowers=lock_lowers(overlay),  # a stacked overlay: what it sits on, for create --from
         environments=(environment_marker(marker),),
         requires_python=f"=={minor_of(target.python_version)}.*",
         created_by=f"overlay-venv {__version__}",
