@@ -224,6 +224,11 @@ def test_a_rebuilt_lower_warns_until_the_upper_is_rebuilt(release, tmp_path):
     assert all(activation_warnings(shell, upper, env, tmp_path) == [] for shell in shells)
     lock = tmp_path / "pylock.toml"
     overlay_venv("lock", str(upper), "-o", str(lock), "--no-index", "-f", str(release.wheels), env=env)
+    # create --from a stacked overlay's lock goes on the same LOWER.
+    copy = tmp_path / "copy"
+    overlay_venv("create", str(copy), "--from", str(lock), env=env)
+    assert [item["path"] for item in json.loads((copy / "overlay-venv.json").read_text())["lowers"]] == [str(lower)]
+    assert imported(copy / "bin" / "python", env, "import basepkg, midpkg; print(basepkg.__version__)") == "3.0"
     overlay_venv("rebuild", str(lower), "--no-index", "-f", str(release.wheels), "-q", env=env)
     for shell in shells:
         assert activation_warnings(shell, upper, env, tmp_path) == [
@@ -239,6 +244,9 @@ def test_a_rebuilt_lower_warns_until_the_upper_is_rebuilt(release, tmp_path):
         f"overlay-venv: error: cannot sync {upper}: the lower overlay {lower} changed since this overlay was built; "
         f"rebuild it with: overlay-venv rebuild {upper}"
     ]
+    again = overlay_venv("create", str(tmp_path / "again"), "--from", str(lock), env=env, check=False)
+    assert again.returncode != 0 and not (tmp_path / "again").exists()
+    assert again.stderr.startswith(f"overlay-venv: error: {lock} was locked on the lower overlay {lower}, which changed since")
     overlay_venv("rebuild", str(upper), "--no-index", "-f", str(release.wheels), "-q", env=env)
     assert all(activation_warnings(shell, upper, env, tmp_path) == [] for shell in shells)
     assert json.loads((upper / "overlay-venv.json").read_text())["lowers"][0]["path"] == str(lower)

@@ -92,6 +92,8 @@ class Lock:
     requires_python: Optional[str] = None
     created_by: str = TOOL
     allow_shadow: tuple[str, ...] = ()  # what `install --allow-shadow` released, re-applied by rebuild
+    # A stacked overlay's lower overlays (create --on), top-down, each "FINGERPRINT PATH" (stack.py).
+    lowers: tuple[str, ...] = ()
 
     def by_name(self) -> dict[str, LockedPackage]:
         return {package.name: package for package in self.packages}
@@ -208,7 +210,14 @@ def render_lock(lock: Lock) -> str:
         }
     )
     out += ["", f"[tool.{TOOL}]"]
-    out += _lines({"format": FORMAT, "requests": list(lock.requests), "allow-shadow": list(lock.allow_shadow) or None})
+    out += _lines(
+        {
+            "format": FORMAT,
+            "requests": list(lock.requests),
+            "allow-shadow": list(lock.allow_shadow) or None,
+            "lowers": list(lock.lowers) or None,
+        }
+    )
     sources = lock.sources
     out += ["", f"[tool.{TOOL}.sources]"]
     out += _lines(
@@ -441,6 +450,7 @@ def _lock_from(data: dict) -> Lock:
         requests=_strings(tool, "requests", f"tool.{TOOL}."),
         sources=sources,
         allow_shadow=_strings(tool, "allow-shadow", f"tool.{TOOL}."),
+        lowers=_strings(tool, "lowers", f"tool.{TOOL}."),
         environments=_strings(data, "environments", ""),
         requires_python=_get(data, "requires-python", str, ""),
         created_by=_get(data, "created-by", str, "", "") or "",

@@ -265,3 +265,31 @@ def lower_pack_problem(overlay: Path, lowers: list[Lower]) -> str | None:
     if problems:
         return f"cannot pack {overlay}: {problems[0]}; {rebuild_command(overlay)} first"
     return None
+
+
+def lock_lowers(overlay: Path) -> tuple[str, ...]:
+    """What ``lock`` records of a stacked overlay's lower overlays: "FINGERPRINT PATH", top-down, as
+    they are now (the lock pins NAME's distributions as they sit on these)."""
+    from .record import read_record
+
+    return tuple(f"{fingerprint(Path(lower.path))} {lower.path}" for lower in read_record(overlay).lowers)
+
+
+def on_from_lock(lowers: tuple[str, ...], on: str | None, lock_file: str) -> str | None:
+    """``create --from FILE`` of a stacked overlay's lock: it goes on the lock's LOWER, which must be
+    there and hold what it held when locked; returns what --on is then."""
+    if not lowers:
+        return on
+    entries = [line.partition(" ") for line in lowers]
+    top = entries[0][2]
+    if on is not None and os.path.abspath(on) != top:
+        raise OverlayError(f"{lock_file} was locked on {top}, not on {on}: leave out --on, or lock the overlay on {on}")
+    for digest, _, path in entries:
+        if not os.path.isdir(path):
+            raise OverlayError(f"{lock_file} was locked on the lower overlay {path}, which is gone; create it there first")
+        if fingerprint(Path(path)) != digest:
+            raise OverlayError(
+                f"{lock_file} was locked on the lower overlay {path}, which changed since; to resolve its requests on it "
+                f"as it is now, run: overlay-venv create NAME --on {shlex.quote(top)} and overlay-venv install the requests"
+            )
+    return top

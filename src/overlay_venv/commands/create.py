@@ -120,7 +120,12 @@ def command(
         return
     if lock_file:
         from ..backends import get_backend, installer_name
+        from ..lock import read_lock
         from ..operations.apply_lock import prepare_create_from
+        from ..stack import on_from_lock
+
+        # A stacked overlay's lock goes on its LOWER, refused when that is gone or changed.
+        on = on_from_lock(read_lock(lock_file).lowers, on, lock_file)
 
         chosen = installer_name(installer, use_uv)
         get_backend(chosen)  # a missing uv is said before any work
