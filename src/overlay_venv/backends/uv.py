@@ -75,12 +75,11 @@ def uv_requirements(report: dict[str, Any]) -> tuple[list[str], list[str]]:
             # read: name the very file pip chose, or uv would look for name==version on its own
             # default index (another file, or a same-named package there).
             arguments.append(f"{name} @ {url}")
-        else:
+        else:  # a local file
             arguments.append(f"{name}=={version}")
-            if url.startswith("file:"):
-                directory = os.path.dirname(_path_of(url))
-                if directory not in find_links:
-                    find_links.append(directory)
+            directory = os.path.dirname(_path_of(url))
+            if directory not in find_links:
+                find_links.append(directory)
     return arguments, find_links
 
 

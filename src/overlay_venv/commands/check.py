@@ -87,13 +87,13 @@ def command(name: str | None, imports: bool, timeout: float, jobs: int | None, a
 
 def _report(layering, problems, results, failures, warnings) -> None:
     from ..layers import colour_enabled, pythonpath_note
+    from ..messages import warn_all
 
     colour = colour_enabled()
     note = pythonpath_note(layering)
     if note:
         click.echo(note, err=True)
-    for warning in warnings:
-        click.echo(f"overlay-venv: warning: {warning}", err=True)
+    warn_all(warnings)
     for problem in problems:
         click.echo(click.style("broken: ", fg="red", bold=True) + problem.message(), color=colour)
     count = len(layering.distributions)

@@ -114,11 +114,11 @@ def command(
 
 def _report(result, quiet: bool) -> None:
     from ..layers import align, colour_enabled
+    from ..messages import warn_all
 
     changes, problems, new, allow_shadow = result.changes, result.problems, result.new, result.allow_shadow
     colour = colour_enabled()
-    for warning in dict.fromkeys(result.warnings):
-        click.echo(f"overlay-venv: warning: {warning}", err=True)
+    warn_all(result.warnings)
     if not quiet:
         if changes:
             click.echo("the overlay now has:")

@@ -49,15 +49,14 @@ def command(
     lock = read_lock(lock_file)
     chosen = installer_name(installer, use_uv)
     get_backend(chosen)  # a missing uv is said before any work
-    warn = lambda text: click.echo(f"overlay-venv: warning: {text}", err=True)  # noqa: E731
     if dry_run:
         from ..transaction import recover
 
         recover(overlay, lambda text: click.echo(text, err=True))  # show what a real sync would change
-        result = sync(overlay, lock, lock_file, wheelhouse, True, chosen, warn)
+        result = sync(overlay, lock, lock_file, wheelhouse, True, chosen)
     else:
         with overlay_lock(overlay, command_text(), wait=not no_wait):
-            result = sync(overlay, lock, lock_file, wheelhouse, False, chosen, warn)
+            result = sync(overlay, lock, lock_file, wheelhouse, False, chosen)
     if result.plan.empty:
         click.echo(f"{overlay} already matches {lock_file}")
         return

@@ -29,6 +29,7 @@ from ..backends.pip import PIP_QUIET, run_pip
 from ..errors import OverlayError
 from ..lock import Artifact, Lock, LockedPackage, artifact_name_problem, sha256_of, size_problem
 from ..lock_compare import Target
+from ..messages import warn
 from .lock import _file_path, base_distributions, overlay_versions, target_of
 
 
@@ -157,7 +158,6 @@ def install_lock(
     wheelhouse: Optional[Path],
     names: Optional[Iterable[str]] = None,
     remove: Sequence[str] = (),
-    warn=None,
     final: Optional[Path] = None,
     after=None,
     installer: str = "pip",
@@ -176,7 +176,7 @@ def install_lock(
     target = target_of(layering)
     refuse_incompatible(lock, target, final or overlay, lock_file)
     drift = base_drift(lock, layering)
-    if drift and warn is not None:
+    if drift:
         warn(drift)
     chosen = selected(lock, target, names)
     refuse_sdists(chosen, lock_file)
@@ -264,7 +264,7 @@ def remember_requests(overlay: Path, requests: Sequence[str], allow_shadow: Sequ
             write_record(overlay, record)
 
 
-def populate_from_lock(lock: Lock, lock_file: str, wheelhouse: Optional[Path], dest: Path, warn=None, installer: str = "pip"):
+def populate_from_lock(lock: Lock, lock_file: str, wheelhouse: Optional[Path], dest: Path, installer: str = "pip"):
     """The ``populate`` callback of ``create --from``: runs in the staging overlay, before the rename."""
 
     def populate(stage: Path, environ: dict[str, str]) -> None:
@@ -274,7 +274,6 @@ def populate_from_lock(lock: Lock, lock_file: str, wheelhouse: Optional[Path], d
             lock_file,
             environ,
             wheelhouse,
-            warn=warn,
             final=dest,
             after=lambda: remember_requests(stage, lock.requests, lock.allow_shadow),
             installer=installer,
@@ -286,8 +285,6 @@ def populate_from_lock(lock: Lock, lock_file: str, wheelhouse: Optional[Path], d
 def prepare_create_from(name: Path, lock_file: str, wheelhouse: Optional[str], pip: bool, clear: bool, installer: str = "pip"):
     """What ``create NAME --from FILE`` hands create_overlay as ``populate``; None when NAME is already an
     overlay holding exactly the lock (a job script may run the same create twice)."""
-    import click
-
     from ..lock import read_lock
     from ..lock_compare import plan_sync
     from ..record import is_overlay, read_record
@@ -308,6 +305,5 @@ def prepare_create_from(name: Path, lock_file: str, wheelhouse: Optional[str], p
         lock_file,
         Path(os.path.abspath(wheelhouse)) if wheelhouse else None,
         dest,
-        warn=lambda text: click.echo(f"overlay-venv: warning: {text}", err=True),
         installer=installer,
     )

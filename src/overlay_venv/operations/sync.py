@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +20,6 @@ class SyncResult:
     lock: Lock
     dry_run: bool
     changed: bool = False
-    warnings: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """One line per change, as ``sync`` and ``sync --dry-run`` print them."""
@@ -39,7 +37,6 @@ def sync(
     wheelhouse: Optional[str],
     dry_run: bool,
     installer: str,
-    warn: Optional[Callable[[str], None]] = None,
 ) -> SyncResult:
     """Plan, and unless ``dry_run`` apply, the changes that make ``overlay`` hold exactly ``lock``.
     The caller holds the overlay's lock (see overlay_lock) for a real run."""
@@ -60,7 +57,6 @@ def sync(
         names=[*result.plan.install, *(item[0] for item in result.plan.change)],
         # Changed ones are replaced by the install itself; these go only once it succeeded.
         remove=[item[0] for item in result.plan.remove],
-        warn=warn,
         after=lambda: remember_requests(overlay, lock.requests, lock.allow_shadow),
         installer=installer,
     )

@@ -1,0 +1,22 @@
+"""The one channel for what overlay-venv says besides its output: warnings, on stderr, one a line.
+
+Operations that can go on despite something odd either return it in their result (pure code: the
+holds' and the requirement check's warnings) or, when they are deep in a callback, call :func:`warn`;
+commands print the returned ones with :func:`warn` too, so every warning looks the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def warn(text: str) -> None:
+    import click
+
+    click.echo(f"overlay-venv: warning: {text}", err=True)
+
+
+def warn_all(texts: Iterable[str]) -> None:
+    """Each distinct warning once, in the order first given."""
+    for text in dict.fromkeys(texts):
+        warn(text)
