@@ -37,7 +37,6 @@ from .treelinks import Entry, Lookup, link_problem, tree_link_problems
 
 @dataclass
 class PackResult:
-    archive: Path
     size: int
     members: int
     notes: list[str] = field(default_factory=list)
@@ -143,7 +142,7 @@ def _pack_overlay(overlay: Path, output: Path, force: bool) -> PackResult:
     problem = text_replacement_problem(str(overlay))
     if problem:
         notes.append(f"note: {problem}: unpack this archive with `overlay-venv unpack`; bin/{RELOCATE_SCRIPT} cannot move it")
-    return PackResult(archive=output, size=output.stat().st_size, members=members, notes=notes)
+    return PackResult(size=output.stat().st_size, members=members, notes=notes)
 
 
 def _member_problem(member: tarfile.TarInfo, bin_dir: str = "bin") -> str | None:
