@@ -57,9 +57,6 @@ class Lower:
     def stamp_path(self) -> str:
         return os.path.join(self.path, STAMP_PREFIX + (self.stamp or ""))
 
-    def to_data(self) -> dict:
-        return dict(self.__dict__)
-
 
 def lowers_from_data(items: list[dict] | None) -> list[Lower]:
     return [Lower(**item) for item in items or []]
