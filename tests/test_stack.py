@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -274,7 +275,7 @@ def test_refusals_in_one_line_with_nothing_made(release, stack, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     assert "not an overlay made by overlay-venv" in refused(release, tmp_path, "--on", str(plain))
-    other = shutil.which("python3", path="/usr/bin")
+    other = sys.executable  # an interpreter that is not the release's
     assert f"is not the interpreter {release.bin}/python3 that {top}" in refused(
         release, tmp_path, "--on", str(top), "--python", other
     )
