@@ -9,7 +9,7 @@ import pytest
 from conftest import overlay_venv
 
 from overlay_venv.errors import OverlayError
-from overlay_venv.record import FORMAT, UPGRADE, OverlayRecord, read_record, write_record
+from overlay_venv.record import RECORD_FORMAT, UPGRADE, OverlayRecord, read_record, write_record
 
 
 def data_of(overlay) -> dict:
@@ -18,7 +18,7 @@ def data_of(overlay) -> dict:
 
 def test_a_new_overlay_writes_the_current_format(overlay):
     data = data_of(overlay)
-    assert data["format"] == FORMAT == 2
+    assert data["format"] == RECORD_FORMAT == 2
     assert "extra" not in data and data["allow_shadow"] == [] and "environment" in data["base"]
 
 
@@ -44,11 +44,11 @@ def test_format_1_is_migrated(overlay):
     data["extra"] = {"from_a_newer_one": [1, 2]}
     record = OverlayRecord.from_json(json.dumps(data))
     assert record.allow_shadow == [] and record.base.environment is None
-    assert record.to_data()["from_a_newer_one"] == [1, 2] and record.to_data()["format"] == FORMAT
+    assert record.to_data()["from_a_newer_one"] == [1, 2] and record.to_data()["format"] == RECORD_FORMAT
     assert "extra" not in record.to_data()
 
 
-@pytest.mark.parametrize("version", [FORMAT + 1, 99])
+@pytest.mark.parametrize("version", [RECORD_FORMAT + 1, 99])
 def test_a_newer_format_is_refused_with_the_upgrade_in_every_command(overlay, tmp_path, release, version):
     import shutil
 

@@ -168,7 +168,7 @@ def test_prune_keeps_the_most_recently_used(tmp_path):
     for index in range(skeleton.KEEP + 3):
         entry = tmp_path / f"key{index:02d}"
         entry.mkdir()
-        (entry / skeleton.MANIFEST).write_text(json.dumps({"format": skeleton.FORMAT}))
+        (entry / skeleton.MANIFEST).write_text(json.dumps({"format": skeleton.MANIFEST_FORMAT}))
         os.utime(entry / skeleton.MANIFEST, (1000 + index, 1000 + index))
     fresh_tmp, stale_tmp = tmp_path / (skeleton.TMP_PREFIX + "1-a"), tmp_path / (skeleton.TMP_PREFIX + "2-b")
     fresh_tmp.mkdir()

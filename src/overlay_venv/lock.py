@@ -34,7 +34,7 @@ from .sources import Sources, redact_url
 
 LOCK_VERSION = "1.0"  # PEP 751's lock-version
 TOOL = "overlay-venv"
-FORMAT = 1  # of our [tool.overlay-venv] table
+TOOL_TABLE_FORMAT = 1  # of our [tool.overlay-venv] table
 # pip itself is not locked: every overlay gets pip from virtualenv's embedded wheels, and a lock that
 # carried it would need the index (or the wheelhouse) to hold that exact pip.
 UNLOCKED = frozenset({"pip"})
@@ -212,7 +212,7 @@ def render_lock(lock: Lock) -> str:
     out += ["", f"[tool.{TOOL}]"]
     out += _lines(
         {
-            "format": FORMAT,
+            "format": TOOL_TABLE_FORMAT,
             "requests": list(lock.requests),
             "allow-shadow": list(lock.allow_shadow) or None,
             "lowers": list(lock.lowers) or None,
@@ -414,9 +414,11 @@ def _lock_from(data: dict) -> Lock:
         raise ValueError(f"{sorted({n for n in names if names.count(n) > 1})} locked more than once")
 
     tool = _get(_get(data, "tool", dict, "", {}), TOOL, dict, "tool.", {})
-    fmt = _get(tool, "format", int, f"tool.{TOOL}.", FORMAT)
-    if fmt > FORMAT:
-        raise ValueError(f"its [tool.{TOOL}] table has format {fmt}; this overlay-venv reads format {FORMAT}: upgrade it")
+    fmt = _get(tool, "format", int, f"tool.{TOOL}.", TOOL_TABLE_FORMAT)
+    if fmt > TOOL_TABLE_FORMAT:
+        raise ValueError(
+            f"its [tool.{TOOL}] table has format {fmt}; this overlay-venv reads format {TOOL_TABLE_FORMAT}: upgrade it"
+        )
     src = _get(tool, "sources", dict, f"tool.{TOOL}.", {})
     sources = Sources(
         _get(src, "index-url", str, "sources."),

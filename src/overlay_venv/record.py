@@ -23,7 +23,7 @@ from .oserrors import describe_os_error
 METADATA_FILE = "overlay-venv.json"
 # 2: "allow_shadow" and "base.environment" always written; unknown keys kept in place rather than
 #    nested under an "extra" key (which format 1 wrote).
-FORMAT = 2
+RECORD_FORMAT = 2
 UPGRADE = "python -m pip install --upgrade overlay-venv"
 
 
@@ -52,16 +52,16 @@ MIGRATIONS = {1: _from_1}
 
 
 def migrate(data: dict) -> dict:
-    """``data`` (a parsed record) in this version's :data:`FORMAT`; raises ValueError for a newer one."""
+    """``data`` (a parsed record) in this version's :data:`RECORD_FORMAT`; raises ValueError for a newer one."""
     version = data.get("format", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"format should be a whole number from 1, not {_shown(version)}")
-    if version > FORMAT:
+    if version > RECORD_FORMAT:
         raise NewerFormat(
-            f"it was written by a newer overlay-venv (record format {version}; this one reads up to {FORMAT}): "
+            f"it was written by a newer overlay-venv (record format {version}; this one reads up to {RECORD_FORMAT}): "
             f"upgrade with `{UPGRADE}`"
         )
-    while version < FORMAT:
+    while version < RECORD_FORMAT:
         data = MIGRATIONS[version](data)
         version = data["format"]
     return data
@@ -92,7 +92,7 @@ class OverlayRecord:
     system_site_packages: bool
     base: Base
     created_by: str
-    format: int = FORMAT
+    format: int = RECORD_FORMAT
     # Top-level keys this version does not know (a newer overlay-venv's), written back as they were.
     extra: dict = field(default_factory=dict)
     # What `overlay-venv install` was asked for, newest request per project last (see install.py), so
@@ -110,7 +110,7 @@ class OverlayRecord:
         base = data.pop("base")
         extra = data.pop("extra")
         base_unknown = base.pop("unknown")
-        return {**extra, **data, "base": {**base_unknown, **base}, "format": FORMAT}
+        return {**extra, **data, "base": {**base_unknown, **base}, "format": RECORD_FORMAT}
 
     def to_json(self) -> str:
         return json.dumps(self.to_data(), indent=2, sort_keys=True) + "\n"

@@ -42,7 +42,7 @@ from .cachedir import cache_dir
 from .relocate import files_naming, repoint
 from .templates import templates_dir
 
-FORMAT = 2
+MANIFEST_FORMAT = 2
 HOOK_FILES = ("_overlay_venv_hook.py.j2", "_overlay_venv_hook.pth")
 MANIFEST = "skeleton.json"
 KEEP = 8  # skeletons kept, most recently used first: one per release a user works with, roughly
@@ -92,7 +92,7 @@ def skeleton_key(interpreter: str, system_site_packages: bool, pip: bool) -> str
             digest.update((templates_dir() / name).read_bytes())
     except (OSError, ImportError):
         return None
-    facts = [FORMAT, __version__, interpreter, real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
+    facts = [MANIFEST_FORMAT, __version__, interpreter, real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
     facts += [system_site_packages, pip, current_umask()]
     digest.update(repr(facts).encode())
     return digest.hexdigest()[:32]
@@ -203,7 +203,7 @@ def store(key: str, built_dir: Path, built: Built) -> None:
         (tmp / "tree").mkdir()
         entries = _list_tree(built_dir)
         _copy_tree(built_dir, tmp / "tree", entries, built.libs)
-        manifest = {"format": FORMAT, "origin": str(built_dir), "built": asdict(built), "entries": entries}
+        manifest = {"format": MANIFEST_FORMAT, "origin": str(built_dir), "built": asdict(built), "entries": entries}
         (tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         os.rename(tmp, root / key)  # fails if a concurrent create stored the same key first: fine
     except OSError:
@@ -222,7 +222,7 @@ def clone(key: str, target: Path) -> Built | None:
     skeleton = root / key
     try:
         manifest = json.loads((skeleton / MANIFEST).read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT:
+        if manifest.get("format") != MANIFEST_FORMAT:
             raise ValueError("another format")
         built = Built(**manifest["built"])
         origin = manifest["origin"]

@@ -51,7 +51,7 @@ def command(name: str | None, imports: bool, timeout: float, jobs: int | None, a
     import json
     from pathlib import Path
 
-    from ..layers import FORMAT, check_requirements, import_targets, load_layering, problem_json, run_imports
+    from ..layers import JSON_FORMAT, check_requirements, import_targets, load_layering, problem_json, run_imports
     from ..record import find_overlay
 
     layering = load_layering(find_overlay(Path(name) if name else None), requirements=True)
@@ -65,7 +65,7 @@ def command(name: str | None, imports: bool, timeout: float, jobs: int | None, a
 
     if as_json:
         document = {
-            "format": FORMAT,
+            "format": JSON_FORMAT,
             "overlay": str(layering.overlay),
             "ok": not broken,
             "checked": len(layering.distributions),

@@ -29,7 +29,7 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
     import json
     from pathlib import Path
 
-    from ..layers import FORMAT, align, colour_enabled, distribution_json, load_layering, pythonpath_note
+    from ..layers import JSON_FORMAT, align, colour_enabled, distribution_json, load_layering, pythonpath_note
     from ..record import find_overlay
 
     layering = load_layering(find_overlay(Path(name) if name else None))
@@ -40,7 +40,7 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
     ]
     if as_json:
         document = {
-            "format": FORMAT,
+            "format": JSON_FORMAT,
             "overlay": str(layering.overlay),
             "python": layering.python,
             "pythonpath": layering.pythonpath,

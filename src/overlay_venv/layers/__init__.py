@@ -35,7 +35,7 @@ from .model import (
     resolve,
     without_build_leftovers,
 )
-from .present import FORMAT, align, colour_enabled, copy_json, distribution_json, problem_json, pythonpath_note
+from .present import JSON_FORMAT, align, colour_enabled, copy_json, distribution_json, problem_json, pythonpath_note
 from .probe import PROBE_TIMEOUT, Probe, finish_probe, probe, start_probe
 from .requirements import (
     Edge,
@@ -52,7 +52,7 @@ from .requirements import (
 from .scan import Found, copy_of, editable_source, modules_from_files, read_headers, scan_entry, top_level_modules
 
 __all__ = [
-    "BASE", "INTERPRETER", "KINDS", "OTHER", "OVERLAY", "PROBE_TIMEOUT", "USER", "FORMAT",
+    "BASE", "INTERPRETER", "KINDS", "OTHER", "OVERLAY", "PROBE_TIMEOUT", "USER", "JSON_FORMAT",
     "Copy", "Distribution", "Edge", "Found", "ImportResult", "Layer", "Layering", "Probe", "Problem", "Requirement",
     "_satisfies", "_valid_version", "_version",
     "active_requirements", "align", "canonical_name", "check_requirements", "classify_entries", "colour_enabled",

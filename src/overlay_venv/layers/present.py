@@ -9,7 +9,7 @@ from typing import Any, Optional
 from .model import Copy, Distribution, Layering
 from .requirements import Problem
 
-FORMAT = 1  # version of the JSON documents `list --json` and `check --json` print
+JSON_FORMAT = 1  # version of the JSON documents `list --json` and `check --json` print
 
 
 def copy_json(copy: Copy) -> dict[str, Any]:
