@@ -311,3 +311,18 @@ def test_on_a_published_reference_records_the_pinned_id(release, tmp_path):
     (lower,) = json.loads((mine / "overlay-venv.json").read_text())["lowers"]
     assert lower["ref"].startswith("team/ana@") and lower["path"].endswith("/ids/" + lower["ref"].split("@")[1])
     assert imported(mine / "bin" / "python", env) == "2.0"
+
+
+def test_a_kept_setup_is_inherited(release, tmp_path):
+    """LOWER made with --keep-setup: NAME, created in a shell without the release, runs the same setup."""
+    clean = env_of(release)
+    clean["PATH"], _ = "/usr/local/bin:/usr/bin:/bin", clean.pop("PYTHONPATH")
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    setup = f"source {release.root / 'setup.sh'}"
+    overlay_venv("create", str(lower), "--no-pip", "--setup", setup, "--keep-setup", env=clean)
+    overlay_venv("create", str(upper), "--on", str(lower), "--no-pip", env=clean)
+    base = json.loads((upper / "overlay-venv.json").read_text())["base"]
+    assert (base["setup"], base["keep_setup"]) == (f". {release.root / 'setup.sh'}", True)
+    script = f". {upper}/bin/activate; python -c 'import basepkg; print(basepkg.__version__)'"
+    out = subprocess.run(["sh", "-c", script], env=clean, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1.0" and "warning" not in out.stderr
