@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__, skeleton
 from .activation import activation_values, write_activation_scripts
 from .atomic import Staging
-from .errors import OverlayError
+from .errors import OverlayError, UsageError
 from .launcher import recorded_environment, write_launcher
 from .oserrors import describe_os_error, not_text_problem
 from .paths import path_problem, relative_to_overlay, remove_under
@@ -285,7 +285,7 @@ def _create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
     if problem:
         raise OverlayError(problem)
     if options.keep_setup and not options.setup:
-        raise OverlayError("--keep-setup needs --setup 'COMMAND' (the release setup to keep)")
+        raise UsageError("--keep-setup needs --setup 'COMMAND' (the release setup to keep)")
     lowers, lower_base = [], None
     if options.on is not None:
         from .stack import inherit_setup, plan_stack

@@ -29,3 +29,10 @@ class OverlayError(click.ClickException):
         for line in self.details:
             click.echo(line, err=True)
         click.echo(f"overlay-venv: error: {self.format_message()}", err=True)
+
+
+class UsageError(OverlayError):
+    """Options that do not go together, or a command given nothing to do: the same one line as any
+    error, with click's usage exit status 2 (a failure while doing the work exits 1)."""
+
+    exit_code = 2

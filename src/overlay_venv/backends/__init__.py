@@ -139,9 +139,9 @@ def installer_name(given: Optional[str] = None, use_uv: bool = False, environ: O
 def get_backend(name: str) -> Backend:
     """The backend called ``name``. Made here, before any work, so a missing uv fails fast."""
     if name not in INSTALLERS:
-        import click
+        from ..errors import UsageError
 
-        raise click.UsageError(f"unknown installer {name!r}: choose one of {', '.join(sorted(INSTALLERS))}")
+        raise UsageError(f"unknown installer {name!r}: choose one of {', '.join(sorted(INSTALLERS))}")
     module, _, cls = INSTALLERS[name].partition(":")
     return getattr(importlib.import_module(module), cls)()
 

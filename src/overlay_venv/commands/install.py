@@ -94,14 +94,14 @@ def command(
     from pathlib import Path
 
     from ..backends import IndexOptions, get_backend, installer_name
-    from ..errors import OverlayError
+    from ..errors import UsageError
     from ..operations.install import install
     from ..overlay_lock import command_text, overlay_lock
     from ..record import find_overlay
     from ..requests import read_requests
 
     if not (packages or requirement_files or editables):
-        raise OverlayError("nothing to install: name packages, or give -r FILE or -e PATH")
+        raise UsageError("nothing to install: name packages, or give -r FILE or -e PATH")
     overlay = find_overlay(Path(overlay_path) if overlay_path else None)
     backend = get_backend(installer_name(installer, use_uv))  # a missing uv is reported before any work
     requests = read_requests(packages, requirement_files, editables, constraint_files)

@@ -81,7 +81,7 @@ def command(
         overlay-venv wrap team/ana:v3 -o job.sh -- python analyse.py    # runs v3's id of today
     """
     from ..batch import render_job, write_job
-    from ..errors import OverlayError
+    from ..errors import OverlayError, UsageError
     from ..oserrors import os_errors_as
     from ..pack import human_size
     from ..record import find_overlay, read_record
@@ -97,17 +97,17 @@ def command(
     ship = ship or embed
     to_stdout = str(output) == "-"
     if ship_dir is not None and not ship:
-        raise OverlayError("--ship-dir goes with --ship or --embed")
+        raise UsageError("--ship-dir goes with --ship or --embed")
     if jobs is not None and not condor:
-        raise OverlayError("--jobs goes with --condor (under Slurm, submit with sbatch --array=1-N)")
+        raise UsageError("--jobs goes with --condor (under Slurm, submit with sbatch --array=1-N)")
     if to_stdout and (ship or condor):
-        raise OverlayError("--ship, --embed and --condor write files: give -o a file name")
+        raise UsageError("--ship, --embed and --condor write files: give -o a file name")
     overlay = find_overlay(name)
     if follow_tag:  # the tag's symlink: each job's activation resolves it once (refs.py)
         from ..refs import tag_path
 
         if ship:
-            raise OverlayError("--follow-tag cannot go with --ship or --embed, which carry one id")
+            raise UsageError("--follow-tag cannot go with --ship or --embed, which carry one id")
         overlay = tag_path(name)
     job, submit = output, None
     if condor:

@@ -26,7 +26,7 @@ from typing import Any, Optional
 from ..atomic import private_tmp
 from ..backends import get_backend
 from ..backends.pip import PIP_QUIET, run_pip
-from ..errors import OverlayError
+from ..errors import OverlayError, UsageError
 from ..lock import Artifact, Lock, LockedPackage, artifact_name_problem, sha256_of, size_problem
 from ..lock_compare import Target
 from ..messages import warn
@@ -290,7 +290,7 @@ def prepare_create_from(name: Path, lock_file: str, wheelhouse: Optional[str], p
     from ..record import is_overlay, read_record
 
     if not pip:
-        raise OverlayError("--from installs with the overlay's pip: leave out --no-pip")
+        raise UsageError("--from installs with the overlay's pip: leave out --no-pip")
     lock = read_lock(lock_file)
     dest = Path(os.path.abspath(name))
     if is_overlay(dest) and not clear:
