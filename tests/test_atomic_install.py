@@ -658,3 +658,22 @@ def test_a_clone_that_fails_on_a_full_disk_keeps_the_skeleton(tmp_path, monkeypa
     other.mkdir()
     assert skeleton.clone("key", other) is None
     assert not (root / "key").exists()
+
+
+def test_a_reading_command_rolls_back_a_killed_install_first(release39, tmp_path):
+    """`list` after a killed install shows the overlay as it was, not the half-installed package."""
+    from conftest import make_overlay
+
+    from overlay_venv.record import read_record
+
+    overlay = make_overlay(release39, tmp_path / "env", install=())
+    record = read_record(overlay)
+    before = overlay_venv("list", str(overlay), "--json", env=release39.env()).stdout
+    transaction.begin(overlay, transaction.scheme_dirs(record.bin_dir, record.site_packages), "a killed install")
+    half = overlay / record.site_packages[0] / "halfpkg-1.0.dist-info"
+    half.mkdir()
+    (half / "METADATA").write_text("Metadata-Version: 2.1\nName: halfpkg\nVersion: 1.0\n")
+    result = overlay_venv("list", str(overlay), "--json", env=release39.env())
+    assert "halfpkg" not in result.stdout and result.stdout == before
+    assert "rolled back" in result.stderr and not half.exists()
+    assert not transaction.interrupted(overlay)

@@ -372,4 +372,21 @@ def find_overlay(name: str | os.PathLike | None) -> Path:
         raise OverlayError(f"cannot look at {path}: {describe_os_error(exc)}") from None
     if not is_overlay(path):
         raise OverlayError(f"{path} is not an overlay made by overlay-venv ({METADATA_FILE} is not a file)")
+    _recover_interrupted(path)
     return path
+
+
+def _recover_interrupted(path: Path) -> None:
+    """Every command that finds an overlay first rolls back an install into it that was killed (one
+    stat when there is none), so no command reads a half-installed package. Who may not write the
+    overlay is told, and goes on reading it as it is."""
+    from .transaction import interrupted, recover
+
+    if not interrupted(path):
+        return
+    from .messages import warn
+
+    try:
+        recover(path, warn)
+    except OverlayError as exc:
+        warn(f"{exc.message} (an interrupted install is left for its owner to roll back)")
