@@ -23,16 +23,16 @@ from pathlib import Path
 import pytest
 from activation_cases import exported, site_packages
 from capabilities import require_shell
-from conftest import build_release, make_base, make_read_only, overlay_venv
+from conftest import BASE_PYTHONS, build_release, make_base, make_read_only, overlay_venv
 from shells import CshShell, FishShell, PosixShell
 
 TEAMLIB = {"teamlib/__init__.py": "def main():\n    import basepkg\n    print('teamtool', basepkg.__version__)\n"}
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack-release")
-    rel = build_release(root, "3.9", base=("basepkg==1.0",), wheels=("basepkg==2.0", "basepkg==3.0"))
+@pytest.fixture(scope="module", params=BASE_PYTHONS, ids=lambda minor: f"py{minor}")
+def release(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"stack-release{request.param}")
+    rel = build_release(root, request.param, base=("basepkg==1.0",), wheels=("basepkg==2.0", "basepkg==3.0"))
     make_base.build_wheel(rel.wheels, "teamlib", "1.0", requires=("teamdep==1.0",), modules=TEAMLIB,
                           console_scripts={"teamtool": "teamlib:main"})  # fmt: skip
     for name, version in (("teamdep", "1.0"), ("teamdep", "2.0"), ("midpkg", "1.0")):
