@@ -326,3 +326,18 @@ def test_a_kept_setup_is_inherited(release, tmp_path):
     script = f". {upper}/bin/activate; python -c 'import basepkg; print(basepkg.__version__)'"
     out = subprocess.run(["sh", "-c", script], env=clean, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1.0" and "warning" not in out.stderr
+
+
+def test_the_kernel_launcher_gets_the_stack(release, stack, tmp_path):
+    """What Jupyter starts (bin/overlay-venv-kernel), from a server's clean environment: the release
+    comes from the record, and the stack from the overlay's activation. A stand-in ipykernel_launcher
+    in the top layer reports what it imports."""
+    _, mid, _ = stack
+    kern = tmp_path / "kern"
+    overlay_venv("create", str(kern), "--on", str(mid), "--no-pip", env=env_of(release))
+    stand_in = "import basepkg, midpkg, sys; print('kernel', basepkg.__version__, sys.argv[1:])\n"
+    (Path(site_packages(kern)) / "ipykernel_launcher.py").write_text(stand_in)
+    server = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    launcher = kern / "bin" / "overlay-venv-kernel"
+    out = subprocess.run([str(launcher), "-f", "conn.json"], env=server, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "kernel 2.0 ['-f', 'conn.json']"
