@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from activation_cases import exported, site_packages
 from capabilities import require_shell
-from conftest import BASE_PYTHONS, build_release, make_base, make_read_only, overlay_venv
+from conftest import BASE_PYTHONS, ODD_NAME, build_release, make_base, make_read_only, overlay_venv
 from shells import CshShell, FishShell, PosixShell
 
 TEAMLIB = {"teamlib/__init__.py": "def main():\n    import basepkg\n    print('teamtool', basepkg.__version__)\n"}
@@ -341,3 +341,27 @@ def test_the_kernel_launcher_gets_the_stack(release, stack, tmp_path):
     launcher = kern / "bin" / "overlay-venv-kernel"
     out = subprocess.run([str(launcher), "-f", "conn.json"], env=server, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "kernel 2.0 ['-f', 'conn.json']"
+
+
+@pytest.mark.parametrize(("kind", "name"), SHELLS, ids=[name for _, name in SHELLS])
+def test_a_lower_in_an_odd_directory_is_safe(release, tmp_path_factory, kind, name):
+    """A lower overlay's path holding every character a shell might run, in every activation script."""
+    shell = require_shell(kind(name))
+    where = tmp_path_factory.mktemp("odd-stack")
+    lower, upper = where / ODD_NAME / "lower", where / "upper"
+    lower.parent.mkdir()
+    overlay_venv("create", str(lower), "--no-pip", env=env_of(release))
+    overlay_venv("create", str(upper), "--on", str(lower), "--no-pip", env=env_of(release))
+    cwd = where / "cwd"
+    cwd.mkdir()
+    lines = [shell.probe("before"), shell.source(upper / "bin" / shell.activate_script), shell.probe("active")]
+    lines += ["deactivate", shell.probe("after")]
+    result = shell.run(lines, env=env_of(release), cwd=cwd)
+    assert result["active"]["PATH"].split(":")[:2] == [f"{upper}/bin", f"{lower}/bin"]
+    assert result["active"]["PYTHONPATH"].split(":")[1] == site_packages(lower)
+    assert exported(result["after"]) == exported(result["before"])
+    assert list(cwd.iterdir()) == [] and not result.stderr
+    shutil.move(lower, where / "gone")  # the drift warning names it, quoted as data
+    gone = shell.run([shell.source(upper / "bin" / shell.activate_script)], env=env_of(release), cwd=cwd)
+    assert f"the lower overlay {lower} this overlay is stacked on is gone" in gone.stderr
+    assert list(cwd.iterdir()) == []
