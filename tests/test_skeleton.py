@@ -17,6 +17,7 @@ from capabilities import require_capability
 from conftest import overlay_venv
 
 from overlay_venv import skeleton
+from overlay_venv.stack import STAMP_PREFIX
 
 
 def cache_env(release, cache: Path, **extra: str) -> dict[str, str]:
@@ -35,6 +36,8 @@ def tree(root: Path) -> dict[str, str]:
         for name in dirnames + filenames:
             path = Path(dirpath, name)
             rel = str(path.relative_to(root))
+            if rel.startswith(STAMP_PREFIX):  # each overlay's own identity, new with every record (stack.py)
+                rel = STAMP_PREFIX + "*"
             found[rel] = f"link {os.readlink(path)}" if path.is_symlink() else ("dir" if path.is_dir() else "file")
     return found
 
