@@ -23,7 +23,7 @@ def command(name: Path, cmd: tuple[str, ...]) -> None:
         overlay-venv run myenv -- pytest -x tests/
         overlay-venv run /cvmfs/.../envs/analysis -- python analyse.py --input "$FILE"   # in a job script
     """
-    from ..batch import exec_in_overlay
+    from ..jobs import exec_in_overlay
 
     # Options end at NAME, so `--` arrives here; it is optional and only the first one is ours.
     args = list(cmd[1:] if cmd[:1] == ("--",) else cmd)

@@ -80,7 +80,7 @@ def command(
         condor_submit job.sub                           # job N runs: python analyse.py --part N
         overlay-venv wrap team/ana:v3 -o job.sh -- python analyse.py    # runs v3's id of today
     """
-    from ..batch import render_job, write_job
+    from ..jobs import render_job, write_job
     from ..errors import OverlayError, UsageError
     from ..oserrors import os_errors_as
     from ..pack import human_size
