@@ -84,6 +84,8 @@ def content_id(overlay: Path, record: OverlayRecord) -> str:
     base = record.base
     facts = [base.implementation, base.version, base.interpreter, base.pythonpath, base.setup, base.keep_setup]
     digest.update(json.dumps([facts, record.system_site_packages]).encode() + b"\n")
+    if record.lowers:  # a stacked overlay is its own content on top of exactly these lowers
+        digest.update(json.dumps([[lower.path, lower.fingerprint] for lower in record.lowers]).encode() + b"\n")
     for rel in sorted(set(record.site_packages)):
         site = overlay / rel
         for dist in sorted(entry for entry in os.listdir(site) if entry.endswith(".dist-info")) if site.is_dir() else ():
