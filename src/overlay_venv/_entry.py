@@ -31,3 +31,10 @@ def main() -> None:
             raise
         sys.stderr.write("overlay-venv: error: interrupted (Ctrl-C)\n")
         sys.exit(130)
+    finally:
+        # The command is over and its exit status decided: a Ctrl-C now, while the interpreter
+        # shuts down, would otherwise end the process by SIGINT with no word (CPython re-raises an
+        # interrupt during finalization as the signal), turning a finished command into a failure.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
