@@ -319,17 +319,12 @@ def is_overlay(path: Path) -> bool:
 def write_record(overlay: Path, record: OverlayRecord) -> None:
     """Replace the record in one step: install and sync rewrite it in a live overlay, and a process
     killed halfway must not leave a truncated file that makes the overlay unreadable."""
+    from .atomic import replace_file
     from .stack import write_stamp
 
     # A new stamp with every record: overlays stacked on this one see at activation that it changed.
     write_stamp(overlay)
-    _replace_file(overlay / METADATA_FILE, record.to_json())
-
-
-def _replace_file(target: Path, text: str) -> None:
-    from .atomic import replace_file
-
-    replace_file(target, text.encode("utf-8"))
+    replace_file(overlay / METADATA_FILE, record.to_json().encode("utf-8"))
 
 
 def read_record(overlay: Path) -> OverlayRecord:

@@ -136,6 +136,12 @@ def installer_name(given: Optional[str] = None, use_uv: bool = False, environ: O
     return given or (UV if use_uv else None) or environ.get(INSTALLER_VARIABLE, "").strip() or PIP
 
 
+def chosen_backend(given: Optional[str] = None, use_uv: bool = False) -> Backend:
+    """The installer ``--installer``/``--uv``/OVERLAY_VENV_INSTALLER name, made before any work, so an
+    unknown name or a missing uv is said at once; ``.name`` is what operations take."""
+    return get_backend(installer_name(given, use_uv))
+
+
 def get_backend(name: str) -> Backend:
     """The backend called ``name``. Made here, before any work, so a missing uv fails fast."""
     if name not in INSTALLERS:
@@ -254,6 +260,7 @@ __all__ = [
     "IndexOptions",
     "Job",
     "Outcome",
+    "chosen_backend",
     "get_backend",
     "installer_name",
     "run_captured",

@@ -119,7 +119,7 @@ def command(
     if lock_file and _copy_of_reference(name, lock_file, clear):  # --from team/ana:v3
         return
     if lock_file:
-        from ..backends import get_backend, installer_name
+        from ..backends import chosen_backend
         from ..lock import read_lock
         from ..operations.apply_lock import prepare_create_from
         from ..stack import on_from_lock
@@ -127,8 +127,7 @@ def command(
         # A stacked overlay's lock goes on its LOWER, refused when that is gone or changed.
         on = on_from_lock(read_lock(lock_file).lowers, on, lock_file)
 
-        chosen = installer_name(installer, use_uv)
-        get_backend(chosen)  # a missing uv is said before any work
+        chosen = chosen_backend(installer, use_uv).name
         populate = prepare_create_from(name, lock_file, wheelhouse, pip=pip, clear=clear, installer=chosen)
         if populate is None:  # the overlay is there and already holds exactly the lock
             click.echo(f"overlay {click.format_filename(str(name))} already matches {lock_file}; nothing to do")

@@ -93,7 +93,7 @@ def command(
     """
     from pathlib import Path
 
-    from ..backends import IndexOptions, get_backend, installer_name
+    from ..backends import IndexOptions, chosen_backend
     from ..errors import UsageError
     from ..operations.install import install
     from ..overlay_lock import command_text, overlay_lock
@@ -103,7 +103,7 @@ def command(
     if not (packages or requirement_files or editables):
         raise UsageError("nothing to install: name packages, or give -r FILE or -e PATH")
     overlay = find_overlay(Path(overlay_path) if overlay_path else None)
-    backend = get_backend(installer_name(installer, use_uv))  # a missing uv is reported before any work
+    backend = chosen_backend(installer, use_uv)
     requests = read_requests(packages, requirement_files, editables, constraint_files)
     index = IndexOptions(index_url, tuple(extra_index_urls), tuple(find_links), no_index, pre, upgrade)
     with overlay_lock(overlay, command_text(), wait=not no_wait):

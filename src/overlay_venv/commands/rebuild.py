@@ -65,14 +65,13 @@ def command(
     import os
     from pathlib import Path
 
-    from ..backends import get_backend, installer_name
+    from ..backends import chosen_backend
     from ..layers import align
     from ..operations.rebuild import RebuildRequest, rebuild
     from ..overlay_lock import command_text, overlay_lock
     from ..record import is_overlay
 
-    chosen = installer_name(installer, use_uv)
-    get_backend(chosen)  # a missing uv is said before any work
+    chosen = chosen_backend(installer, use_uv).name
     request = RebuildRequest(
         overlay=Path(os.path.abspath(name)),
         lock_file=lock_file,

@@ -39,7 +39,7 @@ def command(
     """
     from pathlib import Path
 
-    from ..backends import get_backend, installer_name
+    from ..backends import chosen_backend
     from ..lock import read_lock
     from ..operations.sync import sync
     from ..overlay_lock import command_text, overlay_lock
@@ -47,8 +47,7 @@ def command(
 
     overlay = find_overlay(Path(name))
     lock = read_lock(lock_file)
-    chosen = installer_name(installer, use_uv)
-    get_backend(chosen)  # a missing uv is said before any work
+    chosen = chosen_backend(installer, use_uv).name
     if dry_run:
         from ..transaction import recover
 

@@ -81,6 +81,7 @@ def install(
 ) -> InstallResult:
     """The install proper into a live overlay, all or nothing (a transaction: rolled back on any
     failure, interruption or full disk). The caller holds the overlay's lock."""
+    from ..changes import pth_files_of
     from ..layers import check_requirements, load_layering
     from ..overlay_lock import command_text
     from ..record import read_record
@@ -89,8 +90,6 @@ def install(
 
     record = read_record(overlay)
     layering = load_layering(overlay, requirements=True)
-    from ..changes import pth_files_of
-
     pth_files = pth_files_of(layering)
     # What was already broken, computed while the installer runs: only new breakage is reported after.
     broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
