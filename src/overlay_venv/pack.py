@@ -381,8 +381,10 @@ def unpack_overlay(archive: Path, dest: Path) -> UnpackResult:
                     )
                 for lower in record.lowers:
                     if not os.path.isdir(lower.path):
-                        notes.append(f"warning: the lower overlay {lower.path} this overlay is stacked on is not on this machine; "
-                                     "the overlay works only where it is at the same path")  # fmt: skip
+                        notes.append(
+                            f"warning: the lower overlay {lower.path} this overlay is stacked on is not on this "
+                            "machine; the overlay works only where it is at the same path"
+                        )
                 # Kernels are outside the overlay: those installed for the old place still start that one.
                 notes += unpack_notes(source, dest)
                 try:

@@ -80,8 +80,8 @@ def command(
         condor_submit job.sub                           # job N runs: python analyse.py --part N
         overlay-venv wrap team/ana:v3 -o job.sh -- python analyse.py    # runs v3's id of today
     """
-    from ..jobs import render_job, write_job
     from ..errors import OverlayError, UsageError
+    from ..jobs import render_job, write_job
     from ..oserrors import os_errors_as
     from ..pack import human_size
     from ..record import find_overlay, read_record
