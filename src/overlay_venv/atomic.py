@@ -184,7 +184,11 @@ class Staging:
         Without ``replace`` an existing non-empty ``dest`` (say, a concurrent create that finished
         first) raises FileExistsError. With it the old directory is swapped out in one step where the
         kernel allows, and removed afterwards.
+
+        From here on Ctrl-C is ignored: once the rename is done the command has done its work, and an
+        interrupt between it and the command's end would report "interrupted" over a complete result.
         """
+        _ignore_interrupts()
         if replace and self.dest.exists():
             if not _exchange(self.path, self.dest):
                 # No atomic swap here (non-Linux, or a filesystem without it): two renames.
@@ -208,6 +212,14 @@ class Staging:
             stop_janitor(self._janitor)
         if self._lock is not None:
             self._lock.__exit__(None, None, None)
+
+
+def _ignore_interrupts() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def replace_file(target: Path, data: bytes, mode: int | None = None) -> None:
