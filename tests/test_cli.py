@@ -11,7 +11,7 @@ import sys
 import click
 import pytest
 
-from overlay_venv import commands
+from overlay_venv import __version__, commands
 from overlay_venv.cli import COMMANDS, cli
 
 
@@ -63,7 +63,7 @@ try:
     main()
 except SystemExit:
     pass
-print(json.dumps(sorted(m for m in sys.modules if m.startswith(("overlay_venv", "jinja2", "virtualenv", "packaging")))))
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("overlay_venv", "jinja2", "virtualenv", "packaging", "click")))))
 """
 
 
@@ -77,6 +77,43 @@ def test_help_and_version_load_no_command(args):
     loaded = modules_loaded(*args)
     assert not [m for m in loaded if m.startswith("overlay_venv.commands.")], loaded
     assert not [m for m in loaded if m.split(".")[0] in ("jinja2", "virtualenv", "packaging")], loaded
+
+
+def test_version_alone_is_answered_before_click_is_imported():
+    assert modules_loaded("--version") == ["overlay_venv", "overlay_venv._entry"]
+
+
+# click's own answer, from the group itself: what the fast path in _entry.py must reproduce.
+CLICK_ONLY = "import sys; sys.argv[0] = 'overlay-venv'; from overlay_venv.cli import main; main()"
+
+
+def run(argv: list[str], **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(argv, capture_output=True, env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--version", "--help"), ("--version", "list"), ("list", "--version")])
+def test_the_version_fast_path_answers_as_click_does(args):
+    entry = run([sys.executable, "-m", "overlay_venv", *args])
+    through_click = run([sys.executable, "-c", CLICK_ONLY, *args])
+    assert (entry.returncode, entry.stdout, entry.stderr) == (
+        through_click.returncode,
+        through_click.stdout,
+        through_click.stderr,
+    )
+    if args == ("--version",):
+        assert entry.returncode == 0 and entry.stdout == f"overlay-venv, version {__version__}\n".encode() and entry.stderr == b""
+
+
+def test_completion_of_version_is_left_to_click():
+    # A shell asking for completions of `overlay-venv --version`: click's completion answers, not the version.
+    env = {"_OVERLAY_VENV_COMPLETE": "bash_complete", "COMP_WORDS": "overlay-venv --version", "COMP_CWORD": "1"}
+    entry = run([sys.executable, "-m", "overlay_venv", "--version"], **env)
+    through_click = run([sys.executable, "-c", CLICK_ONLY, "--version"], **env)
+    assert entry.returncode == through_click.returncode == 0
+    assert entry.stdout == through_click.stdout and __version__.encode() not in entry.stdout
+    assert b"plain,--version" in entry.stdout
 
 
 def test_a_command_loads_only_its_own_module():

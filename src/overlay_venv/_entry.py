@@ -18,7 +18,26 @@ def _drop_pythonpath_entries() -> None:
     sys.path[:] = [item for item in sys.path if not item or os.path.abspath(item) not in from_env]
 
 
+# What click's version_option prints for `--version` (cli.py: prog_name and __version__), written here
+# without importing click: the answer costs a bare interpreter start instead of ~60 ms of imports.
+# tests/test_cli.py checks both paths print the same bytes with the same exit status.
+VERSION_LINE = "overlay-venv, version {version}\n"
+
+
+def _version_fast_path() -> bool:
+    """``overlay-venv --version`` alone, and no shell asking for completions (click answers those)."""
+    if sys.argv[1:] != ["--version"] or "_OVERLAY_VENV_COMPLETE" in os.environ:
+        return False
+    from . import __version__
+
+    sys.stdout.write(VERSION_LINE.format(version=__version__))
+    sys.stdout.flush()
+    return True
+
+
 def main() -> None:
+    if _version_fast_path():
+        return
     _drop_pythonpath_entries()
     try:
         from .cli import main as cli_main
