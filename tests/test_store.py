@@ -141,6 +141,25 @@ def test_the_same_content_twice_is_one_id(release39, two_overlays, store, tmp_pa
     assert published_id(second) == first and "nothing copied" in second
 
 
+def test_a_read_only_overlay_is_published_as_it_is(release39, store, tmp_path):
+    """A team overlay on a read-only mount (a group area others may not write) can still be published:
+    its lock is taken for reading only, and nothing is written into it."""
+    from conftest import fingerprint, make_read_only
+
+    source = make_overlay(release39, tmp_path / "team")
+    before = fingerprint(source)
+    mounted = make_read_only(source)
+    try:
+        env = env_for(release39, store)
+        published = overlay_venv("publish", str(source), str(store / "team" / "ro"), env=env)
+        run = overlay_venv("run", f"team/ro@{published_id(published.stdout)}", "--", "python", "-c", PROBE, env=env)
+        assert run.stdout.split()[0] == "2.0"
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(source)], check=False)
+    assert fingerprint(source) == before
+
+
 SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
 
 

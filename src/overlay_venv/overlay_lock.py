@@ -23,6 +23,7 @@ lock is still held: a job script's immediate retry waits for pip to be gone rath
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sys
@@ -109,13 +110,15 @@ def _open(path: Path) -> int:
     # Opened for writing where we may: flock over NFS is a POSIX write lock, which needs it.
     try:
         return os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except PermissionError:
-        try:  # an overlay we may read but not write: a lock still works; the mutation will say why not
-            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise OverlayError(f"cannot lock {path.parent}: {exc.strerror}") from None
     except FileNotFoundError:
         raise OverlayError(f"cannot lock {path.parent}: it has no {path.name} (not an overlay?)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise OverlayError(f"cannot lock {path.parent}: {exc.strerror}") from None
+    # An overlay we may read but not write (another user's, or on a read-only mount: a team's group
+    # area): a lock still works for reading it (publish, lock); a mutation will say why it cannot.
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise OverlayError(f"cannot lock {path.parent}: {exc.strerror}") from None
 
