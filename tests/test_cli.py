@@ -121,6 +121,17 @@ def test_a_command_loads_only_its_own_module():
     assert [m for m in loaded if m.startswith("overlay_venv.commands.")] == ["overlay_venv.commands.list"]
 
 
+GROUP_MODULES = ["overlay_venv", "overlay_venv._entry", "overlay_venv.cli", "overlay_venv.commands"]
+GROUP_MODULES += ["overlay_venv.errors", "overlay_venv.guard", "overlay_venv.oserrors"]
+
+
+@pytest.mark.parametrize("name", ["info", "list", "check"])
+def test_a_commands_help_costs_the_group_and_its_own_module_alone(name):
+    # What the command needs to run is imported when it runs, not for --help.
+    loaded = [m for m in modules_loaded(name, "--help") if m.startswith("overlay_venv")]
+    assert loaded == sorted([*GROUP_MODULES, f"overlay_venv.commands.{name}"])
+
+
 def test_an_unknown_command_is_a_usage_error():
     result = subprocess.run([sys.executable, "-m", "overlay_venv", "crate", "x"], capture_output=True, text=True)
     assert result.returncode == 2 and "No such command 'crate'" in result.stderr

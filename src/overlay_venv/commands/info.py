@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import click
-
-from ..record import find_overlay, read_record
-from ..release import drift, rebuild_hint
 
 
 @click.command("info")
@@ -24,6 +19,14 @@ def command(name: Path | None, as_json: bool) -> None:
         overlay-venv info myenv --json | python3 -m json.tool
         overlay-venv info ~/ana-personal   # a stacked overlay: each overlay under it, then the base
     """
+    # Imported here, not at the top: `info --help` then costs click alone (record and release pull in
+    # subprocess, json, dataclasses, archive modules: ~12 ms).
+    import json
+    import os
+
+    from ..record import find_overlay, read_record
+    from ..release import drift, rebuild_hint
+
     overlay = find_overlay(name)
     record = read_record(overlay)
     differences = drift(overlay, record, dict(os.environ))
