@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -126,3 +127,74 @@ def test_clear_swaps_atomically(release39, tmp_path):
     assert dest.stat().st_ino != inode_before
     assert works(dest, env)
     assert wait_for_no_debris(tmp_path) == []
+
+
+# A process that holds a lock, starts a janitor for DIR, says the janitor's pid, and dies by SIGKILL.
+_DIE_WITH_A_JANITOR = r"""
+import fcntl, os, signal, sys
+from pathlib import Path
+from overlay_venv.atomic import Janitor
+lock = open(sys.argv[2], "w")
+fcntl.flock(lock, fcntl.LOCK_EX)
+janitor = Janitor([Path(sys.argv[1])])
+print(janitor.pid, flush=True)
+sys.stdin.readline()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _open_files(pid: int) -> dict[int, str]:
+    fds = Path(f"/proc/{pid}/fd")
+    return {int(fd): os.readlink(fds / fd) for fd in os.listdir(fds)}
+
+
+def test_the_janitor_is_a_fork_holding_only_its_pipe_and_cleans_up_after_sigkill(tmp_path):
+    """No program is started; the janitor keeps neither the dead owner's stdout (a caller reading it
+    would wait for the janitor) nor its lock (the next command would wait for it) open."""
+    staging, lock = tmp_path / "stage", tmp_path / "lock"
+    (staging / "lib").mkdir(parents=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _DIE_WITH_A_JANITOR, str(staging), str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    janitor = int(owner.stdout.readline())
+    try:
+        deadline = time.monotonic() + 10  # it names itself and closes what it inherited right after the fork
+        while Path(f"/proc/{janitor}/comm").read_text().strip() != "overlay-janitor" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while len(_open_files(janitor)) > 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert Path(f"/proc/{janitor}/comm").read_text().strip() == "overlay-janitor"
+        assert Path(f"/proc/{janitor}/exe").resolve() == Path(f"/proc/{owner.pid}/exe").resolve()  # no exec
+        files = _open_files(janitor)
+        assert sorted(files) == [0, 1, 2], files
+        assert files[0].startswith("pipe:") and files[1] == files[2] == os.devnull
+        assert os.getsid(janitor) == janitor != os.getsid(owner.pid)  # its own session
+        owner.stdin.write("go\n")
+        owner.stdin.flush()
+        assert owner.wait() == -signal.SIGKILL
+        assert owner.stdout.read() == ""  # EOF: the janitor does not hold the dead owner's stdout
+        deadline = time.monotonic() + 10
+        while staging.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not staging.exists()
+        import fcntl
+
+        with open(lock, "w") as handle:  # free at once, though the janitor still runs
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert os.path.exists(f"/proc/{janitor}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(janitor, signal.SIGKILL)
+
+
+def test_a_janitor_stopped_by_its_owner_removes_nothing(tmp_path):
+    from overlay_venv.atomic import Janitor
+
+    staging = tmp_path / "stage"
+    staging.mkdir()
+    janitor = Janitor([staging])
+    janitor.stop()
+    assert staging.is_dir() and not os.path.exists(f"/proc/{janitor.pid}")

@@ -586,10 +586,10 @@ def test_a_killed_install_leaves_no_tmp_dir_even_with_its_janitor_killed(release
         time.sleep(0.01)
     work = [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("overlay-venv-install-")]
     assert len(work) == 1
-    janitors = [
+    janitors = [  # forked ones are named in comm, an sh one in its cmdline
         pid
-        for pid in os.listdir("/proc")
-        if pid.isdigit() and str(work[0]).encode() in _cmdline(pid) and b"janitor" in _cmdline(pid)
+        for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        if b"janitor" in _cmdline(pid) + Path(f"/proc/{pid}/comm").read_bytes()
     ]
     for pid in [*janitors, str(process.pid)]:  # the janitor first: it would clean up at our death
         try:

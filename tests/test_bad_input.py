@@ -588,7 +588,11 @@ def _janitor_started(pid: int) -> bool:
     """Whether process ``pid`` has started its staging janitor: create is building, for sure."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return any(b"overlay-venv-janitor" in Path(f"/proc/{child}/cmdline").read_bytes() for child in children)
+        # A forked janitor is named in comm, an sh one in its cmdline.
+        return any(
+            b"janitor" in Path(f"/proc/{child}/comm").read_bytes() + Path(f"/proc/{child}/cmdline").read_bytes()
+            for child in children
+        )
     except OSError:
         return False
 

@@ -4,12 +4,17 @@ An overlay is built in a hidden staging directory next to its destination and re
 only when complete, so no one ever sees half an overlay under the real name. Two things make that
 hold when the process dies without warning (SIGKILL, a node losing its job):
 
-- a *janitor*: a tiny ``sh`` started in its own session that waits for our end of a pipe to close,
-  which the kernel does however we die, and then removes the staging directory. It removes it again
-  every second for a while: a child we started (pip, a compiler) may outlive us by a moment and
-  recreate part of it. When we finish normally we stop the janitor ourselves;
+- a *janitor*: a child forked (no program started: a fork costs a fraction of an exec of ``sh``)
+  into its own session, holding only the read end of a pipe whose write end only we hold. The
+  kernel closes that end however we die, the janitor reads EOF and removes the staging directory.
+  It removes it again every second for a while: a child we started (pip, a compiler) may outlive us
+  by a moment and recreate part of it. When we finish normally we stop the janitor ourselves. It
+  keeps no other file of ours open: not our stdout (a caller reading it would wait for the janitor)
+  nor a lock (the next command would wait for it). Where other threads run, forking is unsafe (a
+  lock held by one of them stays held in the child), so there the janitor is one ``sh``;
 - staging names that carry host and pid, so a later run can also clear debris whose owner is gone
-  (the janitor itself killed, a reboot).
+  (the janitor itself killed, a reboot). That alone is not enough: a killed job may never run again
+  in that directory, and a shared project area would keep a half overlay of hundreds of MB.
 """
 
 from __future__ import annotations
@@ -20,14 +25,19 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
+import signal
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 STAGING_PREFIX = ".overlay-venv-tmp-"
-# Waits for EOF on stdin (our death or our exit), then removes the staging paths, repeatedly for 30 s.
-_JANITOR = 'cat >/dev/null; i=0; while [ "$i" -lt 30 ]; do rm -rf -- "$@"; sleep 1; i=$((i + 1)); done'
+# What the janitor is called in ps (its /proc/PID/comm; 15 bytes at most).
+JANITOR_NAME = "overlay-janitor"
+JANITOR_ROUNDS = 30  # removals, a second apart, after our death
+# The janitor where forking is unsafe: waits for EOF on stdin, then removes the paths repeatedly.
+_SH_JANITOR = 'read -r _; i=0; while [ "$i" -lt 30 ]; do rm -rf -- "$@"; sleep 1; i=$((i + 1)); done'
 
 _RENAME_EXCHANGE = 2  # from <linux/fs.h>
 _AT_FDCWD = -100
@@ -95,22 +105,86 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def start_janitor(paths: list[Path]) -> subprocess.Popen:
+class Janitor:
+    """The janitor of the module docstring for ``paths``, started at once; :meth:`stop` ends it."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = [os.fsencode(path) for path in paths]
+        self.pid = 0
+        self._sh = None
+        if threading_active():
+            import subprocess  # only here: a warm create starts no program
+
+            self._sh = subprocess.Popen(
+                ["/bin/sh", "-c", _SH_JANITOR, JANITOR_NAME, *map(str, paths)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            return
+        read_end, self._write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into our caller's code
+            try:
+                _janitor_child(read_end, self.paths)
+            finally:
+                os._exit(0)
+        os.close(read_end)
+        self.pid = pid
+
+    def stop(self) -> None:
+        if self._sh is not None:
+            self._sh.kill()
+            self._sh.wait()
+            self._sh.stdin.close()
+            return
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self._write_end)
+
+
+def threading_active() -> bool:
+    """Is any thread but this one running? Only then is ``threading`` even imported."""
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() > 1
+
+
+def _janitor_child(read_end: int, paths: list[bytes]) -> None:
+    os.setsid()  # a Ctrl-C or hang-up to our terminal or process group must not end it
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(JANITOR_NAME)
+    except OSError:
+        pass
+    # Stdin is the pipe, stdout and stderr /dev/null, nothing else of ours stays open.
+    os.dup2(read_end, 0)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.closerange(3, _fd_limit())
+    while os.read(0, 512):  # nothing is ever written: this returns at EOF, our end closed
+        pass
+    for _round in range(JANITOR_ROUNDS):
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+        time.sleep(1)
+
+
+def _fd_limit() -> int:
+    try:
+        return max(int(name) for name in os.listdir("/proc/self/fd")) + 1
+    except (OSError, ValueError):
+        return os.sysconf("SC_OPEN_MAX")
+
+
+def start_janitor(paths: list[Path]) -> Janitor:
     """The janitor of the module docstring, for ``paths``; stop it with :func:`stop_janitor`."""
-    return subprocess.Popen(
-        ["/bin/sh", "-c", _JANITOR, "overlay-venv-janitor", *map(str, paths)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return Janitor(paths)
 
 
-def stop_janitor(janitor: subprocess.Popen) -> None:
-    janitor.kill()
-    janitor.wait()
-    if janitor.stdin is not None:
-        janitor.stdin.close()
+def stop_janitor(janitor: Janitor) -> None:
+    janitor.stop()
 
 
 # Private temporary directories of install, sync and rebuild: the installer's own temporary files
@@ -162,7 +236,7 @@ class Staging:
         self.path = dest.parent / staging_name()
         # Where the old directory goes when no atomic swap is possible; the janitor watches it too.
         self._trash = dest.parent / staging_name()
-        self._janitor: subprocess.Popen | None = None
+        self._janitor: Janitor | None = None
         self._lock: contextlib.AbstractContextManager | None = None
 
     def __enter__(self) -> Staging:
@@ -215,7 +289,6 @@ class Staging:
 
 
 def _ignore_interrupts() -> None:
-    import signal
     import threading
 
     if threading.current_thread() is threading.main_thread():
@@ -239,4 +312,3 @@ def replace_file(target: Path, data: bytes, mode: int | None = None) -> None:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
-
