@@ -421,6 +421,15 @@ def requirement_lines(draw) -> str:
     return text + (f"{draw(_SPACE)};{draw(_SPACE)}{marker}" if marker else "")
 
 
+@settings(max_examples=400)
+@given(st.text(alphabet=st.sampled_from("aZz09-_.~ É"), max_size=12) | st.text(max_size=12))
+def test_canonical_name_is_packagings(name):
+    # layers normalises names itself (packaging.utils costs ~15 ms to import); it must not differ.
+    from packaging.utils import canonicalize_name
+
+    assert layers.canonical_name(name) == canonicalize_name(name)
+
+
 def _packaging_view(text: str):
     """The parts that matter, as packaging's own Requirement parses them (None if it rejects the text)."""
     from packaging.requirements import InvalidRequirement

@@ -29,10 +29,12 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
     import json
     from pathlib import Path
 
-    from ..layers import JSON_FORMAT, align, colour_enabled, distribution_json, load_layering, pythonpath_note
+    from ..layers import load_layering
     from ..record import find_overlay
 
     layering = load_layering(find_overlay(Path(name) if name else None))
+    # Imported after the layers are read: what runs before the probe starts delays the whole command.
+    from ..layers import JSON_FORMAT, align, colour_enabled, distribution_json, pythonpath_note
     rows = [
         dist
         for dist in layering.distributions
@@ -62,8 +64,9 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
             notes.append("shadows " + ", ".join(f"{copy.version} {copy.layer.name}" for copy in dist.shadowed))
         cells.append([dist.display_name, dist.version, dist.layer.name] + (["; ".join(notes)] if notes else []))
         styles.append([None, None, LAYER_STYLE.get(dist.layer.kind), "yellow"])
-    for line in align(cells, styles, colour):
-        click.echo(line, color=colour)
+    lines = align(cells, styles, colour)
+    if lines:  # one write: a release has thousands of rows, and click.echo flushes each call
+        click.echo("\n".join(lines), color=colour)
     if not rows:
         what = "in the overlay " if overlay_only else ""
         click.echo(f"no distribution {what}{'shadows another' if shadowed else 'found'}", err=True)

@@ -12,52 +12,42 @@ One job per module:
 - :mod:`.present`: the JSON documents and aligned text of ``list`` and ``check``;
 - :mod:`.imports`: ``check --imports``, modules imported in fresh interpreters.
 
-The names other modules use are re-exported here.
+The names other modules use are re-exported here, each loaded from its module on first use (PEP 562):
+``list`` then never imports the requirement checker nor ``check --imports``' machinery, and the overlay's
+interpreter (the probe) starts before the scanning and presenting code is even imported.
 """
 
-from .imports import ImportResult, import_targets, run_imports
-from .load import effective_distributions, job_pythonpath, load_layering
-from .model import (
-    BASE,
-    INTERPRETER,
-    KINDS,
-    OTHER,
-    OVERLAY,
-    USER,
-    Copy,
-    Distribution,
-    Layer,
-    Layering,
-    canonical_name,
-    classify_entries,
-    label_layers,
-    overlay_python,
-    resolve,
-    without_build_leftovers,
-)
-from .present import JSON_FORMAT, align, colour_enabled, copy_json, distribution_json, problem_json, pythonpath_note
-from .probe import PROBE_TIMEOUT, Probe, finish_probe, probe, start_probe
-from .requirements import (
-    Edge,
-    Problem,
-    Requirement,
-    _satisfies,
-    _valid_version,
-    _version,
-    active_requirements,
-    check_requirements,
-    parse_requirement,
-    shadowed_dependents,
-)
-from .scan import Found, copy_of, editable_source, modules_from_files, read_headers, scan_entry, top_level_modules
+import importlib
 
-__all__ = [
-    "BASE", "INTERPRETER", "KINDS", "OTHER", "OVERLAY", "PROBE_TIMEOUT", "USER", "JSON_FORMAT",
-    "Copy", "Distribution", "Edge", "Found", "ImportResult", "Layer", "Layering", "Probe", "Problem", "Requirement",
-    "_satisfies", "_valid_version", "_version",
-    "active_requirements", "align", "canonical_name", "check_requirements", "classify_entries", "colour_enabled",
-    "copy_json", "copy_of", "distribution_json", "editable_source", "effective_distributions", "finish_probe",
-    "import_targets", "job_pythonpath", "label_layers", "load_layering", "modules_from_files", "overlay_python",
-    "parse_requirement", "probe", "problem_json", "pythonpath_note", "read_headers", "resolve", "run_imports",
-    "scan_entry", "shadowed_dependents", "start_probe", "top_level_modules", "without_build_leftovers",
-]  # fmt: skip
+# name -> the submodule defining it.
+_WHERE = {
+    "imports": ("ImportResult", "import_targets", "run_imports"),
+    "load": ("effective_distributions", "job_pythonpath", "load_layering"),
+    "model": (
+        "BASE", "INTERPRETER", "KINDS", "OTHER", "OVERLAY", "USER", "Copy", "Distribution", "Layer", "Layering",
+        "canonical_name", "classify_entries", "label_layers", "overlay_python", "resolve", "without_build_leftovers",
+    ),
+    "present": ("JSON_FORMAT", "align", "colour_enabled", "copy_json", "distribution_json", "problem_json", "pythonpath_note"),
+    # Not `probe` itself: a lazily loaded package cannot keep a function named as its submodule.
+    "probe": ("PROBE_TIMEOUT", "Probe", "finish_probe", "start_probe"),
+    "requirements": (
+        "Edge", "Problem", "Requirement", "_satisfies", "_valid_version", "_version", "active_requirements",
+        "check_requirements", "parse_requirement", "shadowed_dependents",
+    ),
+    "scan": ("Found", "copy_of", "editable_source", "modules_from_files", "read_headers", "scan_entry", "top_level_modules"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

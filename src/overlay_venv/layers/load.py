@@ -5,23 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..paths import SEPARATOR, remove_under
-from .model import (
-    OTHER,
-    Distribution,
-    Layer,
-    Layering,
-    canonical_name,
-    classify_entries,
-    label_layers,
-    overlay_python,
-    resolve,
-    without_build_leftovers,
-)
 from .probe import finish_probe, start_probe
-from .scan import Found, copy_of, scan_entry
+
+if TYPE_CHECKING:
+    from .model import Distribution, Layering
+
+# model and scan are imported inside load_layering, once the overlay's interpreter is starting: the
+# probe is the longest wait of `list` and `check`, and it overlaps whatever runs after it starts.
 
 
 def job_pythonpath(
@@ -74,17 +67,22 @@ def load_layering(
     if pythonpath is not None:
         pythonpath = _absolute_pythonpath(pythonpath)
         env["PYTHONPATH"] = pythonpath
-    python = overlay_python(overlay, record.bin_dir)
+    python = str(overlay / record.bin_dir / "python")  # model.overlay_python, before model is imported
     running = start_probe(python, env, tags)
+
     # While the interpreter starts, scan the directories that are surely on its sys.path (the overlay's
     # site-packages, the PYTHONPATH entries): on two cores that hides most of the wait.
     real = os.path.realpath
     scans: dict[str, list[Found]] = {}
     try:
-        canonical_name("warm-up")  # imports packaging.utils meanwhile, too
+        from .model import OTHER, Layer, Layering, classify_entries, label_layers, resolve, without_build_leftovers
+        from .scan import Found, copy_of, scan_entry
+
         if requirements:
             import packaging.markers  # noqa: F401
             import packaging.specifiers  # noqa: F401
+
+            from . import requirements as _  # noqa: F401  (its patterns compile meanwhile)
         own_sites = [str(overlay / rel) for rel in record.site_packages]
         lower_sites = [site for lower in record.lowers for site in lower.sites]
         for directory in [*own_sites, *lower_sites, *(pythonpath or "").split(SEPARATOR)]:

@@ -9,6 +9,7 @@ first; the others are *shadowed*. Everything here is pure: plain data in, plain 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +97,13 @@ class Layering:
     interpreter: Any = None  # the layers.probe.Probe it was read with: platform and wheel tags when asked for
 
 
-def canonical_name(name: str) -> str:
-    from packaging.utils import canonicalize_name
+# PEP 503 normalisation, as packaging.utils.canonicalize_name does it (a test holds the two equal):
+# importing packaging.utils pulls in packaging.tags and logging, ~15 ms of every `list`.
+_SEPARATORS = re.compile(r"[-_.]+")
 
-    return canonicalize_name(name)
+
+def canonical_name(name: str) -> str:
+    return _SEPARATORS.sub("-", name).lower()
 
 
 def classify_entries(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .model import Copy, Distribution, Layering
-from .requirements import Problem
+
+if TYPE_CHECKING:  # only annotated: `list` never imports the requirement checker
+    from .requirements import Problem
 
 JSON_FORMAT = 1  # version of the JSON documents `list --json` and `check --json` print
 
