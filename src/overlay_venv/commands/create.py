@@ -104,8 +104,7 @@ def command(
     Aliases such as setupATLAS exist only in interactive login shells; give the sourceable form:
     --setup 'source "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh"' and asetup on a second line.
     """
-    # Imported here: the CLI discovers every command module at start-up, and create pulls in
-    # jinja2 and the templates, which no other command needs.
+    # Imported here, once the arguments are known to be right: --help needs none of it.
     from ..create import CreateOptions, create_overlay
     from ..release import container_hint
 
