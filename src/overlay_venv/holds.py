@@ -167,10 +167,15 @@ def _older(version: str) -> str:
 
 
 def explain_conflict(
-    conflict: Conflict, holds: Iterable[Hold], requests: Requests, command: str = "overlay-venv install"
+    conflict: Conflict,
+    holds: Iterable[Hold],
+    requests: Requests,
+    command: str = "overlay-venv install",
+    fitting: Optional[Mapping[str, str]] = None,
 ) -> Optional[list[str]]:
     """A few lines saying which held base distributions pin what, and what the user can do; None when
-    no hold takes part (a conflict among the user's own requests: pip's words say it best)."""
+    no hold takes part (a conflict among the user's own requests: pip's words say it best).
+    ``fitting``: name -> the newest version known to work with the holds (from the pre-flight)."""
     from .layers import canonical_name
 
     by_name = {hold.name: hold for hold in holds}
@@ -197,8 +202,12 @@ def explain_conflict(
     candidates = [name for name in versions if name in requests.names] or [
         _name_of(text) for text in conflict.requested if _name_of(text) in requests.names
     ]
+    fitting = fitting or {}
     for name in dict.fromkeys(candidates):
-        if requests.specifiers.get(name):
+        if fitting.get(name):
+            version = fitting[name]
+            lines.append(f"  - ask for {name} {version}, the newest that works with the held versions: '{name}=={version}'")
+        elif requests.specifiers.get(name):
             from .layers import _version
 
             known = sorted((v for v in versions.get(name, []) if _version(v) is not None), key=_version)
@@ -216,4 +225,104 @@ def explain_conflict(
                 f"  - add {' '.join(names)} to the packages, to upgrade {'it' if len(names) == 1 else 'them'} too "
                 f"(works if a version that accepts another {hold.display_name} exists)"
             )
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# What the pre-flight (overlay_venv.preflight) found, in words
+
+
+def _held_words(hold: Hold) -> str:
+    """``the base's corelib 1.20.0 (held: clientlib 1.4 (base) requires corelib==1.20)``"""
+    shown = "; ".join(reason.text() for reason in hold.reasons[:2])
+    more = f"; and {len(hold.reasons) - 2} more" if len(hold.reasons) > 2 else ""
+    return f"the {hold.layer}'s {hold.display_name} {hold.version} (held: {shown}{more})"
+
+
+def _span(name: str, releases: list) -> str:
+    """``tool 1.299.0``, or ``300 releases of tool (1.0.0 to 1.299.0)``: ``releases`` newest first."""
+    if len(releases) == 1:
+        return f"{name} {releases[0].version}"
+    return f"{len(releases)} releases of {name} ({releases[-1].version} to {releases[0].version})"
+
+
+def preflight_note(verdict: Any, holds: Iterable[Hold]) -> Optional[str]:
+    """One line when the pre-flight ruled out releases and pip installs an older one: which held
+    package, held for whom, the newest release that did not fit, and ``--allow-shadow``."""
+    clashing = verdict.clashing
+    if verdict.refused or not clashing:
+        return None
+    by_name = {hold.name: hold for hold in holds}
+    held = [by_name[name] for name in dict.fromkeys(c.held for r in clashing for c in r.clashes) if name in by_name]
+    newest = clashing[0]
+    what = ", ".join(f"{c.requirement}" for c in newest.clashes)
+    against = " and ".join(_held_words(hold) for hold in held)
+    chosen = (
+        f"installing {verdict.name} {verdict.fits}, the newest that fits"
+        if verdict.fits
+        else (f"pip chooses among {verdict.name}<={verdict.bound}")
+    )
+    allow = " ".join(f"--allow-shadow {hold.name}" for hold in held)
+    return (
+        f"note: {_span(verdict.name, clashing)} cannot use {against}: {verdict.name} {newest.version} requires {what}; "
+        f"{chosen} ({allow} for {verdict.name} {newest.version})"
+    )
+
+
+def refusal(
+    verdicts: Iterable[Any], holds: Iterable[Hold], requests: Requests, command: str = "overlay-venv install"
+) -> list[str]:
+    """The explanation of a refusal: every release the user's specifier allows is ruled out by a hold."""
+    holds = list(holds)
+    refused = [verdict for verdict in verdicts if verdict.refused]
+    demands, older = [], []
+    for verdict in refused:
+        newest = verdict.clashing[0]
+        for clash in newest.clashes:
+            demands.append(Demand(verdict.name, newest.version, clash.requirement, clash.held))
+        if len(verdict.clashing) > 1:
+            rest = verdict.clashing[1:]
+            older.append(
+                f"  and so do the {len(rest)} older releases of {verdict.name} ({rest[-1].version} to {rest[0].version}): "
+                "each requires another version of a held package"
+            )
+    held = {d.name for d in demands}
+    demands += [Demand("", "", hold.constraint, hold.name, constraint=True) for hold in holds if hold.name in held]
+    fitting = {verdict.name: verdict.newest_fit for verdict in refused if verdict.newest_fit}
+    conflict = Conflict([verdict.request for verdict in refused], demands)
+    lines = explain_conflict(conflict, holds, requests, command, fitting) or []
+    # The older releases' line goes under the newest's requirement, before the holds' own lines.
+    prefixes = tuple(f"  {verdict.name} " for verdict in refused)
+    last = max((i for i, line in enumerate(lines) if line.startswith(prefixes) and " requires " in line), default=0)
+    return lines[: last + 1] + older + lines[last + 1 :]
+
+
+def holds_summary(holds: Iterable[Hold], verdicts: Iterable[Any], output: str = "") -> list[str]:
+    """Lines naming the holds that shaped a run that failed for another reason (a build error, the
+    network): those the pre-flight met, and those pip's output mentions, in full; the rest counted."""
+    holds = list(holds)
+    if not holds:
+        return []
+    verdicts = list(verdicts)
+    met = {clash.held for verdict in verdicts for release in verdict.clashing for clash in release.clashes}
+    words = set(re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", output.lower()))
+    shaping = [hold for hold in holds if hold.name in met or hold.name in words or hold.display_name.lower() in words]
+    if shaping and len(shaping) == len(holds) <= 5:
+        lines = ["pip ran with these base packages held at the base's versions:"]
+    elif shaping:
+        lines = [f"pip ran with {len(holds)} base packages held at the base's versions, among them:"]
+    else:
+        listed = ", ".join(hold.constraint for hold in holds[:8]) + (", ..." if len(holds) > 8 else "")
+        lines = [f"pip ran with {len(holds)} base package{'s' if len(holds) != 1 else ''} held at the base's versions: {listed}"]
+    for hold in shaping[:5]:
+        lines.append(f"  {hold.constraint}: " + "; ".join(reason.text() for reason in hold.reasons[:3]))
+    for verdict in verdicts:
+        clashing = verdict.clashing
+        if clashing:
+            names = " ".join(dict.fromkeys(f"--allow-shadow {c.held}" for r in clashing for c in r.clashes))
+            lines.append(
+                f"  {_span(verdict.name, clashing)} left out: they require other versions of held packages ({names} allows them)"
+            )
+        if verdict.newest_fit and verdict.newest_fit != verdict.bound:
+            lines.append(f"  the newest {verdict.name} known to work with the holds: '{verdict.name}=={verdict.newest_fit}'")
     return lines

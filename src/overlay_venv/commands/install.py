@@ -119,6 +119,9 @@ def _report(result, quiet: bool) -> None:
     changes, problems, new, allow_shadow = result.changes, result.problems, result.new, result.allow_shadow
     colour = colour_enabled()
     warn_all(result.warnings)
+    # Shown even with --quiet: the user gets an older release than asked for and should know why.
+    for note in result.notes:
+        click.echo(note, err=True)
     if not quiet:
         if changes:
             click.echo("the overlay now has:")

@@ -27,6 +27,86 @@ class Guarded:
     holds: list
     outcome: Outcome
     warnings: list[str]
+    verdicts: list = field(default_factory=list)  # preflight.Verdict per request the pre-flight judged
+    notes: list[str] = field(default_factory=list)  # one line per request it steered to an older release
+
+    @property
+    def refused(self) -> bool:
+        """The pre-flight refused: the installer never ran."""
+        return any(verdict.refused for verdict in self.verdicts)
+
+
+# The pre-flight's bounds: all of it, and one read (a page or a metadata file). Past them pip works alone.
+PREFLIGHT_SECONDS = 30.0
+PREFLIGHT_READ_TIMEOUT = 10.0
+PREFLIGHT_VARIABLE = "OVERLAY_VENV_PREFLIGHT"  # "0": no pre-flight (benchmarks compare with it off)
+
+
+def _index_requests(layering, requests, upgrade: bool) -> list:
+    """The requests pip takes from an index (not paths, URLs or editables) whose marker applies,
+    and which pip would not satisfy from what is installed: those the pre-flight can judge."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from ..layers import canonical_name
+    from ..requests import looks_like_path
+
+    installed = {d.name: d.version for d in layering.distributions}
+    found: dict[str, Any] = {}
+    for entry in requests.record:
+        if entry.startswith("-e ") or (looks_like_path(entry) and "@" not in entry):
+            continue
+        try:
+            requirement = Requirement(entry)
+        except InvalidRequirement:
+            continue
+        name = canonical_name(requirement.name)
+        if requirement.url or name in found:
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate(layering.marker_environment):
+            continue
+        if not upgrade and name in installed and requirement.specifier.contains(installed[name], prereleases=True):
+            continue  # pip keeps what is there
+        found[name] = requirement
+    return list(found.values())
+
+
+def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
+    """Judge each index request's releases against ``holds`` before pip runs (see
+    :mod:`overlay_venv.preflight`); [] when there is nothing to judge or a place cannot be read."""
+    import os
+    import time
+
+    from ..index_client import IndexClient, Unreadable, all_sources
+    from ..preflight import Budget, candidates, judge
+
+    held = {hold.name: hold.version for hold in holds}
+    if not held or layering.environ.get(PREFLIGHT_VARIABLE, os.environ.get(PREFLIGHT_VARIABLE)) == "0":
+        return []
+    wanted = _index_requests(layering, requests, index.upgrade)
+    if not wanted:
+        return []
+    tags = getattr(layering.interpreter, "tags", None)
+    python = layering.marker_environment.get("python_full_version", "3")
+    client = IndexClient(all_sources(index, layering.environ, str(layering.overlay)), PREFLIGHT_READ_TIMEOUT)
+    budget = Budget(time.monotonic() + PREFLIGHT_SECONDS)
+    verdicts = []
+    try:
+        for requirement in wanted:
+            files = client.files(requirement.name.lower())
+            order = [file for _, file in candidates(files, tags, python) if file is not None]
+            position = {file.url: i for i, file in enumerate(order)}
+
+            def fetch(file, order=order, position=position):
+                at = position.get(file.url, 0)
+                client.prefetch(order[at + 1 : at + 1 + 8])
+                return client.metadata(file)
+
+            verdicts.append(judge(requirement, files, held, layering.marker_environment, fetch, budget, tags, index.pre))
+    except Unreadable:
+        return []  # a place pip would look is unreadable: the pre-flight cannot know every release
+    finally:
+        client.close()
+    return verdicts
 
 
 def run_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOptions, backend: Backend, quiet: bool) -> Guarded:
@@ -42,26 +122,41 @@ def run_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOpt
         allowed=allow_shadow,
         warnings=warnings,
     )
+    from ..holds import preflight_note
+
+    verdicts = preflight(layering, requests, holds, index)
+    notes = [note for note in (preflight_note(verdict, holds) for verdict in verdicts) if note]
+    if any(verdict.refused for verdict in verdicts):
+        return Guarded(layering, requests, holds, Outcome(1, ""), warnings, verdicts, notes)
+    # The releases the pre-flight ruled out stay out of pip's way: `tool<=0.8.0` beside the holds.
+    bounds = [constraint for constraint in (verdict.constraint() for verdict in verdicts) if constraint]
     with private_tmp("install") as workdir:
         constraints = workdir / "base-holds.txt"
-        constraints.write_text(constraints_text(holds), encoding="utf-8")
+        constraints.write_text(constraints_text(holds) + "".join(f"{line}\n" for line in bounds), encoding="utf-8")
         # pip's own temporary directories go into ours, which is removed however we end.
         environ = {**layering.environ, "TMPDIR": str(workdir)}
-        job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet)
+        # Every layer's distributions too, for an installer that cannot see past the overlay itself (uv).
+        provided, requested = layering.distributions, frozenset(requests.names)
+        job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet, provided, requested)
         outcome = backend.install(job)
-    return Guarded(layering, requests, holds, outcome, warnings)
+    return Guarded(layering, requests, holds, outcome, warnings, verdicts, notes)
 
 
 def failure_details(run: Guarded, command: str = "overlay-venv install", fallback: bool = True) -> list[str]:
     """The lines that explain a failed run: which held packages pin what and the ways out, else (with
     ``fallback``) the installer's own failure block."""
-    from ..holds import explain_conflict, parse_conflict
+    from ..holds import explain_conflict, holds_summary, parse_conflict, refusal
 
-    conflict = parse_conflict(run.outcome.output)
-    lines = explain_conflict(conflict, run.holds, run.requests, command) if conflict else None
-    if not lines and fallback and run.outcome.held_back:
-        lines = run.outcome.held_back.rstrip("\n").splitlines()
-    return lines or []
+    if run.refused:
+        return refusal(run.verdicts, run.holds, run.requests, command)
+    conflict = run.outcome.conflict or parse_conflict(run.outcome.output)  # uv's words read by the uv backend
+    fitting = {verdict.name: verdict.newest_fit for verdict in run.verdicts if verdict.newest_fit}
+    lines = explain_conflict(conflict, run.holds, run.requests, command, fitting) if conflict else None
+    if lines or not fallback:
+        return lines or []
+    # Failed some other way (a build error, the network): say which holds shaped what pip tried.
+    held_back = run.outcome.held_back.rstrip("\n").splitlines() if run.outcome.held_back else []
+    return held_back + holds_summary(run.holds, run.verdicts, run.outcome.output)
 
 
 @dataclass
@@ -74,6 +169,7 @@ class InstallResult:
     allow_shadow: tuple[str, ...]
     distributions: list
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the pre-flight's, one line each
 
 
 def install(
@@ -89,7 +185,8 @@ def install(
     from ..transaction import all_or_nothing, begin, scheme_dirs
 
     record = read_record(overlay)
-    layering = load_layering(overlay, requirements=True)
+    # Wheel tags too (~30 ms in the same interpreter start): the pre-flight judges wheels by them.
+    layering = load_layering(overlay, requirements=True, tags=True)
     pth_files = pth_files_of(layering)
     # What was already broken, computed while the installer runs: only new breakage is reported after.
     broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
@@ -97,12 +194,17 @@ def install(
 
     def work() -> InstallResult:
         run = run_guarded(layering, requests, allow_shadow, index, backend, quiet)
+        if run.refused:
+            state = txn.rollback()
+            raise OverlayError(f"no release that works with the base's held packages: {state}", details=failure_details(run))
         if not run.outcome.ok:
-            who = "uv" if backend.name == "uv" and run.outcome.stage == "install" else "pip"
+            who = run.outcome.tool or ("uv" if backend.name == "uv" and run.outcome.stage == "install" else "pip")
             state = txn.rollback()
             raise OverlayError(f"{who} failed (exit status {run.outcome.returncode}): {state}", details=failure_details(run))
         secure_scripts(overlay / record.bin_dir)
-        return _record_and_check(overlay, layering, pth_files, requests, allow_shadow, broken_before(), run.warnings)
+        result = _record_and_check(overlay, layering, pth_files, requests, allow_shadow, broken_before(), run.warnings)
+        result.notes = run.notes
+        return result
 
     # Committed when work() returns: what follows only reports the install.
     return all_or_nothing(txn, work)

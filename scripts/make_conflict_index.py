@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Build a local package index where holds conflict, as in issue 17 (aiobotocore pinning botocore).
+
+The base (see :func:`add_base`) has ``corelib 1.20.0`` and ``clientlib 1.4``, which requires
+``corelib==1.20``. The index has::
+
+    corelib   1.10.0 ... 1.(20+N).0          many versions
+    clientlib 1.4                             requires corelib==1.20
+    tool      0.1.0 ... 0.8.0                 require corelib>=1.10,<1.21: they fit the base
+    tool      1.0.0 ... 1.(N-1).0             N releases, 1.k.0 requires corelib==1.(21+k).0: none fits
+    gizmo     0.9 (an sdist only)             an old release that no longer builds
+    gizmo     1.0.0 ... 1.(N-1).0             as tool's: none fits, so pip backtracks down to the sdist
+
+in three shapes, all holding the same files::
+
+    DEST/files/      every file, with a PEP 658 ``.metadata`` file beside each wheel
+    DEST/simple/     a PEP 503 index (``data-dist-info-metadata`` and ``data-core-metadata`` on each
+                     wheel link), for --index-url file://DEST/simple or over http
+    DEST/wheels/     a plain find-links directory (hard links, no .metadata files)
+
+Usage:
+    python scripts/make_conflict_index.py DEST [--releases 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import io
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_base  # noqa: E402
+
+RELEASES = 300
+HELD = "1.20.0"
+FITTING = [f"0.{i}.0" for i in range(1, 9)]
+NEWEST_FITTING = FITTING[-1]
+BROKEN_SDIST = "0.9"
+
+# An in-tree build backend (no setuptools needed offline) that fails the way an old sdist does.
+_BACKEND = """\
+def _fail(*args, **kwargs):
+    raise RuntimeError("gizmo 0.9 no longer builds: it needs a compiler flag removed years ago")
+get_requires_for_build_wheel = prepare_metadata_for_build_wheel = build_wheel = build_sdist = _fail
+"""
+_PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+
+
+def conflicting(index: int) -> str:
+    """The corelib that release 1.<index>.0 of tool and gizmo pins."""
+    return f"1.{21 + index}.0"
+
+
+def _broken_sdist(outdir: Path) -> Path:
+    path = outdir / f"gizmo-{BROKEN_SDIST}.tar.gz"
+    top = f"gizmo-{BROKEN_SDIST}"
+    members = {
+        "pyproject.toml": _PYPROJECT,
+        "backend.py": _BACKEND,
+        "PKG-INFO": f"Metadata-Version: 1.1\nName: gizmo\nVersion: {BROKEN_SDIST}\n",
+    }
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size, info.mtime = len(data), 1577836800
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _metadata_of(wheel: Path) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA")))
+
+
+def build_index(dest: Path, releases: int = RELEASES) -> Path:
+    """Build DEST/files, DEST/simple and DEST/wheels; return DEST."""
+    files = dest / "files"
+    built: dict[str, list[Path]] = {"corelib": [], "clientlib": [], "tool": [], "gizmo": []}
+    for minor in range(10, 21 + releases):
+        built["corelib"].append(make_base.build_wheel(files, "corelib", f"1.{minor}.0"))
+    built["clientlib"].append(make_base.build_wheel(files, "clientlib", "1.4", requires=("corelib==1.20",)))
+    for version in FITTING:
+        built["tool"].append(make_base.build_wheel(files, "tool", version, requires=("corelib>=1.10,<1.21",)))
+    built["gizmo"].append(_broken_sdist(files))
+    for index in range(releases):
+        for name in ("tool", "gizmo"):
+            built[name].append(make_base.build_wheel(files, name, f"1.{index}.0", requires=(f"corelib=={conflicting(index)}",)))
+    wheels = dest / "wheels"
+    wheels.mkdir(parents=True)
+    simple = dest / "simple"
+    for name, paths in built.items():
+        links = []
+        for path in paths:
+            os.link(path, wheels / path.name)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            attrs = ""
+            if path.suffix == ".whl":
+                metadata = _metadata_of(path)
+                Path(f"{path}.metadata").write_bytes(metadata)
+                flag = f"sha256={hashlib.sha256(metadata).hexdigest()}"
+                # Both spellings, as PyPI serves them: PEP 714's name and PEP 658's older one.
+                attrs = f' data-core-metadata="{flag}" data-dist-info-metadata="{flag}"'
+            href = html.escape(f"../../files/{path.name}#sha256={digest}")
+            links.append(f'<a href="{href}"{attrs}>{html.escape(path.name)}</a><br/>')
+        page = simple / name
+        page.mkdir(parents=True)
+        body = "\n".join(links)
+        (page / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n")
+    projects = "\n".join(f'<a href="{name}/">{name}</a>' for name in built)
+    (simple / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{projects}\n</body></html>\n")
+    return dest
+
+
+def add_base(site_packages: Path, scratch: Path) -> None:
+    """Install the base's side into a release's site-packages: corelib 1.20.0, and clientlib 1.4 that pins it."""
+    make_base.install_wheel(make_base.build_wheel(scratch, "corelib", HELD), site_packages)
+    make_base.install_wheel(make_base.build_wheel(scratch, "clientlib", "1.4", requires=("corelib==1.20",)), site_packages)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dest", type=Path, help="directory to create (must not exist)")
+    parser.add_argument("--releases", type=int, default=RELEASES, help=f"conflicting releases of tool and gizmo ({RELEASES})")
+    args = parser.parse_args(argv)
+    if args.dest.exists():
+        parser.error(f"{args.dest} already exists")
+    print(build_index(args.dest.resolve(), args.releases))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
