@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -137,6 +135,9 @@ def top_level_modules(copy: Copy) -> list[str]:
         return sorted({name for name in names if name.isidentifier()})
     record = location / "RECORD"
     if record.is_file():
+        import csv  # here: only `check --imports` reads file lists, and csv costs every `list` ~1 ms
+        import io
+
         rows = csv.reader(io.StringIO(record.read_text(encoding="utf-8", errors="replace")))
         return modules_from_files(row[0] for row in rows if row)
     from importlib.metadata import PathDistribution
