@@ -77,7 +77,8 @@ def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
     import time
 
     from ..index_client import IndexClient, Unreadable, all_sources
-    from ..preflight import Budget, candidates, judge
+    from ..layers import canonical_name
+    from ..preflight import Budget, judge
 
     held = {hold.name: hold.version for hold in holds}
     if not held or layering.environ.get(PREFLIGHT_VARIABLE, os.environ.get(PREFLIGHT_VARIABLE)) == "0":
@@ -86,22 +87,14 @@ def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
     if not wanted:
         return []
     tags = getattr(layering.interpreter, "tags", None)
-    python = layering.marker_environment.get("python_full_version", "3")
     client = IndexClient(all_sources(index, layering.environ, str(layering.overlay)), PREFLIGHT_READ_TIMEOUT)
     budget = Budget(time.monotonic() + PREFLIGHT_SECONDS)
     verdicts = []
     try:
         for requirement in wanted:
-            files = client.files(requirement.name.lower())
-            order = [file for _, file in candidates(files, tags, python) if file is not None]
-            position = {file.url: i for i, file in enumerate(order)}
-
-            def fetch(file, order=order, position=position):
-                at = position.get(file.url, 0)
-                client.prefetch(order[at + 1 : at + 1 + 8])
-                return client.metadata(file)
-
-            verdicts.append(judge(requirement, files, held, layering.marker_environment, fetch, budget, tags, index.pre))
+            files = client.files(canonical_name(requirement.name))
+            environment = layering.marker_environment
+            verdicts.append(judge(requirement, files, held, environment, client.metadata, budget, tags, index.pre))
     except Unreadable:
         return []  # a place pip would look is unreadable: the pre-flight cannot know every release
     finally:
