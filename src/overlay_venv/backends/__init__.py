@@ -31,7 +31,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import OverlayError
 from ..sources import Sources
@@ -54,7 +54,9 @@ class Outcome:
     returncode: int
     output: str  # everything the tools printed, stdout and stderr interleaved
     held_back: str = ""  # the failure block, not shown yet (the caller shows it, or explains instead)
-    stage: str = "install"  # "resolve" when the failure came from pip's resolver run (uv backend)
+    stage: str = "install"  # "resolve" when the failure came from a resolver run before any install
+    tool: str = ""  # the tool that failed, when a backend knows ("pip" resolving for uv); else the backend's name
+    conflict: Any = None  # a holds.Conflict the backend read from its tool's failure (uv's words), else None
 
     @property
     def ok(self) -> bool:
@@ -88,6 +90,10 @@ class Job:
     constraints: Path  # the base holds, one `name==version` a line
     workdir: Path  # a private temporary directory (the constraints file lives there)
     quiet: bool = False
+    # Every distribution the overlay's interpreter sees (layers.Distribution, all layers), for a resolver
+    # that cannot look through PYTHONPATH itself (uv); None when the caller did not read the layers.
+    provided: Optional[Sequence[Any]] = None
+    requested: frozenset = frozenset()  # canonical names the user asked for (pip marks them REQUESTED)
 
 
 class Backend:
@@ -200,10 +206,9 @@ def run_streaming(cmd: Sequence[str], environ: Mapping[str, str], quiet: bool, h
     return Outcome(returncode, "".join(shown + held), "".join(held))
 
 
-def run_captured(cmd: Sequence[str], environ: Mapping[str, str], what: str, cwd: Optional[Path] = None, failure=None) -> str:
-    """Run an installer command with its output kept, shown (through ``failure``, which picks the
-    lines that say what went wrong) only when it fails; the one way overlay-venv runs pip or uv
-    without showing progress. Guarded like :func:`run_streaming`: killed with us, holding our lock."""
+def run_collected(cmd: Sequence[str], environ: Mapping[str, str], cwd: Optional[Path] = None) -> Outcome:
+    """Run an installer command with its output kept and nothing shown (stdout, then stderr). Guarded
+    like :func:`run_streaming`: killed with us, holding our lock."""
     from ..overlay_lock import guarded, inherited_fds
 
     if shutil.which(cmd[0]) is None:
@@ -221,11 +226,19 @@ def run_captured(cmd: Sequence[str], environ: Mapping[str, str], what: str, cwd:
         )
     except OSError as exc:
         raise OverlayError(f"cannot run {cmd[0]}: {exc}") from None
-    output = result.stdout + result.stderr
-    if result.returncode != 0:
+    return Outcome(result.returncode, result.stdout + result.stderr)
+
+
+def run_captured(cmd: Sequence[str], environ: Mapping[str, str], what: str, cwd: Optional[Path] = None, failure=None) -> str:
+    """Run an installer command with its output kept, shown (through ``failure``, which picks the
+    lines that say what went wrong) only when it fails; the one way overlay-venv runs pip or uv
+    without showing progress."""
+    outcome = run_collected(cmd, environ, cwd)
+    if not outcome.ok:
+        output = outcome.output
         said = failure(output) if failure is not None else (output.strip().splitlines() or [""])[-1]
-        raise OverlayError(f"{what} failed: {said or f'{os.path.basename(cmd[0])} exit status {result.returncode}'}")
-    return output
+        raise OverlayError(f"{what} failed: {said or f'{os.path.basename(cmd[0])} exit status {outcome.returncode}'}")
+    return outcome.output
 
 
 def run_in_background(function, *args):
@@ -264,6 +277,7 @@ __all__ = [
     "get_backend",
     "installer_name",
     "run_captured",
+    "run_collected",
     "run_in_background",
     "run_streaming",
 ]

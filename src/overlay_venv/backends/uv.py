@@ -1,10 +1,18 @@
-"""uv as the installer, with pip's resolver deciding what to install.
+"""uv as the installer, deciding what to install with every layer of the overlay in view.
 
-uv does not see distributions reached through PYTHONPATH (uv issues #2500, #4466): left to resolve on its
-own it would install every dependency into the overlay, base ones included. So pip resolves with the
-base visible (``pip install --dry-run --report``), and uv installs exactly the distributions pip would
-have installed, pinned, with ``--no-deps``. The overlay ends up with the same set either way; uv makes
-the installing part faster and does not compile bytecode (Python does that on first import).
+uv does not see distributions reached through PYTHONPATH (uv issues #2500, #4466): left to resolve in
+the overlay on its own it would install every dependency into the overlay, the release's included. So
+uv resolves against a view of the layers (:mod:`.uv_resolve`, a dry run), with the holds as
+constraints and pip's configuration carried over (:mod:`.pip_settings`), and installs exactly the
+planned distributions into the overlay with ``--no-deps``: the same set pip would install, in two uv
+runs of a few milliseconds each.
+
+pip resolves instead (``pip install --dry-run --report``; uv then installs pip's exact set) where uv
+cannot decide as pip would, and says why in one line: a pip setting with no uv counterpart, a version
+that is not PEP 440 in some layer, a uv error other than an impossible resolution, a plan not readable.
+An impossible resolution is uv's to report: :mod:`.uv_conflict` reads it for ``install``'s explanation.
+uv does not compile bytecode (Python does on first import) and marks every distribution it installs as
+REQUESTED; the ones pip would not mark lose that mark again, so both installers leave the same files.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 
 from ..errors import OverlayError
-from . import UV, Backend, Job, Outcome, run_captured, run_streaming
+from . import UV, Backend, Job, Outcome, run_captured, run_collected, run_streaming
 
 HOW_TO_GET_UV = (
     "install it beside overlay-venv with `python -m pip install uv` (or `pipx install uv`; see "
@@ -96,10 +104,69 @@ class UvBackend(Backend):
         self.binary = binary
 
     def install(self, job: Job) -> Outcome:
+        from .pip_settings import read_pip_settings
+        from .uv_resolve import why_not_uv
+
+        if job.provided is None:  # a caller that did not read the layers: pip sees them for us
+            return self._install_pip_resolved(job)
+        settings = read_pip_settings(job.environ, os.path.dirname(os.path.dirname(job.python)))
+        if settings.unsupported:
+            return self._fallback(job, f"pip's setting {settings.unsupported} has no uv counterpart")
+        reason = why_not_uv(job.provided)
+        return self._fallback(job, reason) if reason else self._install_uv_resolved(job, settings)
+
+    def _fallback(self, job: Job, reason: str) -> Outcome:
+        if not job.quiet:
+            from ..messages import warn
+
+            warn(f"pip resolves this install, uv installs it: {reason}")
+        return self._install_pip_resolved(job)
+
+    def _install_uv_resolved(self, job: Job, settings) -> Outcome:
+        from ..layers import canonical_name
+        from .uv_conflict import NO_SOLUTION, failure_block, parse_uv_conflict
+        from .uv_resolve import editable_paths, install_arguments, read_plan, write_view
+
+        sources = settings.sources.merged(job.index).pip_args() + ["--prerelease", "allow"] * (job.index.pre or settings.pre)
+        for host in settings.trusted_hosts:
+            sources += ["--allow-insecure-host", host]
+        environ = self._environ(job.environ)
+        if settings.cert and "SSL_CERT_FILE" not in environ:
+            environ["SSL_CERT_FILE"] = settings.cert
+        view = job.workdir / "uv-view"
+        write_view(job.provided, view)
+        cmd = [self.binary, "pip", "install", "--dry-run", "--target", str(view), "--python", job.python]
+        cmd += ["-c", str(job.constraints), *(arg for file in settings.constraints for arg in ("-c", file))]
+        # pip's only-if-needed: --upgrade moves the named packages, their dependencies only when needed.
+        for name in sorted(job.requested) if job.index.upgrade else ():
+            cmd += ["--upgrade-package", name]
+        resolved = run_collected([*cmd, *sources, *job.requirement_args], environ)
+        if not resolved.ok:
+            if NO_SOLUTION in resolved.output:
+                held = failure_block(resolved.output)
+                return Outcome(resolved.returncode, resolved.output, held, "resolve", UV, parse_uv_conflict(resolved.output))
+            said = failure_block(resolved.output).partition("\n")[0] or f"exit status {resolved.returncode}"
+            return self._fallback(job, f"uv could not resolve it ({said})")
+        plan = read_plan(resolved.output)
+        if plan is None:
+            return self._fallback(job, "uv's plan did not read as one (another uv version's wording?)")
+        arguments = install_arguments(plan, editable_paths(job.requirement_args, job.environ))
+        if not arguments:
+            return Outcome(0, resolved.output)  # everything asked for is there already, in some layer
+        cmd = [self.binary, "pip", "install", "--python", job.python, "--no-deps", *sources]
+        installed = run_streaming([*cmd, *["--quiet"] * job.quiet, *arguments], environ, job.quiet, hold_failure=False)
+        if installed.ok:
+            registry = [step.name for step in plan if step.installs and not step.url]
+            unmark_requested(job.python, [name for name in registry if canonical_name(name) not in job.requested])
+        installed.output = resolved.output + installed.output
+        installed.tool = UV
+        return installed
+
+    def _install_pip_resolved(self, job: Job) -> Outcome:
         report_file = job.workdir / "report.json"
         resolved = run_streaming(self.pip_command(job, "--dry-run", "--report", str(report_file)), job.environ, job.quiet)
         if not resolved.ok:
-            resolved.stage = "resolve"
+            resolved.stage, resolved.tool = "resolve", "pip"
             return resolved
         try:
             report = json.loads(report_file.read_text(encoding="utf-8"))
@@ -108,15 +175,18 @@ class UvBackend(Backend):
         arguments, find_links = uv_requirements(report)
         if not arguments:
             return resolved  # everything asked for is already installed, in the overlay or the base
-        # uv needs neither PYTHONPATH (it installs into the interpreter's own site-packages) nor
-        # VIRTUAL_ENV (--python names the target).
-        environ = {k: v for k, v in job.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        cmd = [self.binary, "pip", "install", "--python", job.python, "--no-deps", *job.index.uv_args()]
+        environ = self._environ(job.environ)
+        # Every artifact is named: a local file by its directory, any other by its URL. No index, then:
+        # uv would otherwise look on its default one too, for a same-named project.
+        cmd = [self.binary, "pip", "install", "--python", job.python, "--no-deps", *job.index.uv_args(), "--no-index"]
         for place in find_links:
             cmd += ["--find-links", place]
         cmd += ["--quiet"] * job.quiet + arguments
         installed = run_streaming(cmd, environ, job.quiet, hold_failure=False)
+        if installed.ok:
+            unmark_requested(job.python, [item["metadata"]["name"] for item in report["install"] if not item.get("requested")])
         installed.output = resolved.output + installed.output
+        installed.tool = UV
         return installed
 
     @staticmethod
@@ -136,3 +206,30 @@ class UvBackend(Backend):
         if names:
             cmd = [self.binary, "pip", "uninstall", "--python", python, "--quiet", *names]
             run_captured(cmd, self._environ(environ), "removing distributions with uv")
+
+
+def unmark_requested(python: str, names: Sequence[str]) -> None:
+    """Take the REQUESTED mark (and its RECORD line) off ``names`` in the overlay of ``python``: uv
+    marks everything it was given, pip only what the user asked for (PEP 376; tools that prune
+    unrequested dependencies read it)."""
+    from ..layers import canonical_name
+
+    wanted = {canonical_name(name) for name in names}
+    if not wanted:
+        return
+    prefix = Path(python).parent.parent
+    for site in prefix.glob("lib*/python*/site-packages"):
+        for entry in site.glob("*.dist-info"):
+            if canonical_name(entry.name[: -len(".dist-info")].rsplit("-", 1)[0]) not in wanted:
+                continue
+            marker = entry / "REQUESTED"
+            if not marker.exists():
+                continue
+            record = entry / "RECORD"
+            mark = f"{entry.name}/REQUESTED,"
+            try:
+                lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+                record.write_text("".join(line for line in lines if not line.startswith(mark)), encoding="utf-8")
+            except OSError:
+                continue  # no RECORD to keep true: leave the mark
+            marker.unlink()

@@ -128,7 +128,9 @@ def run_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOpt
         constraints.write_text(constraints_text(holds) + "".join(f"{line}\n" for line in bounds), encoding="utf-8")
         # pip's own temporary directories go into ours, which is removed however we end.
         environ = {**layering.environ, "TMPDIR": str(workdir)}
-        job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet)
+        # Every layer's distributions too, for an installer that cannot see past the overlay itself (uv).
+        provided, requested = layering.distributions, frozenset(requests.names)
+        job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet, provided, requested)
         outcome = backend.install(job)
     return Guarded(layering, requests, holds, outcome, warnings, verdicts, notes)
 
