@@ -648,12 +648,12 @@ def test_a_failing_interpreter_is_one_cause_not_a_flattened_traceback(lab, tmp_p
 
 def test_debug_variable_shows_the_traceback(tmp_path, monkeypatch):
     """The guard's one line for an unexpected failure, and OVERLAY_VENV_DEBUG=1 for its traceback."""
-    import overlay_venv.commands.info as info
+    import overlay_venv.record as record  # info imports find_overlay from here when it runs
 
     def broken(_path):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(info, "find_overlay", broken)
+    monkeypatch.setattr(record, "find_overlay", broken)
     result = CliRunner(env={"OVERLAY_VENV_DEBUG": ""}).invoke(cli, ["info", str(tmp_path)])
     assert result.exit_code == 1 and result.stderr.splitlines() == [
         f"{ERROR}unexpected ZeroDivisionError: boom (a bug in overlay-venv; run again with OVERLAY_VENV_DEBUG=1 "

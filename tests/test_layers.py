@@ -813,3 +813,32 @@ def test_text_output_says_when_the_recorded_pythonpath_stands_in(tmp_path):
         result = overlay_venv(command, str(overlay), env=clean_env())
         assert "recorded at creation" in result.stderr
         assert "recorded at creation" not in overlay_venv(command, str(overlay), env=release.env()).stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# The probe: one start of the overlay's interpreter, without json or platform (layers/probe.py).
+
+PACKAGING_ENVIRONMENT = "from pip._vendor.packaging.markers import default_environment; print(repr(default_environment()))"
+
+
+def test_the_probes_marker_environment_is_packagings_on_each_base(release, overlay):
+    from overlay_venv.layers.probe import probe as run_probe
+
+    info = run_probe(str(overlay / "bin" / "python"), release.env())
+    ask = [str(overlay / "bin" / "python"), "-c", PACKAGING_ENVIRONMENT]
+    shown = subprocess.run(ask, env=release.env(), capture_output=True, text=True, check=True)
+    import ast
+
+    assert info.marker_environment == ast.literal_eval(shown.stdout.strip())
+
+
+def test_the_probe_brings_back_any_path_in_any_locale(release, overlay, tmp_path):
+    from overlay_venv.layers.probe import probe as run_probe
+
+    # A non-ASCII name and one that is not even UTF-8 (surrogateescape), with an ASCII-only locale.
+    odd = [tmp_path / "r\u00e9lease-\u6f22", Path(os.fsdecode(bytes(tmp_path / "raw") + b"-\xff\xfe"))]
+    for directory in odd:
+        directory.mkdir()
+    env = release.env(PYTHONPATH=os.pathsep.join([*map(str, odd), str(release.site)]), LANG="C", LC_ALL="C")
+    info = run_probe(str(overlay / "bin" / "python"), env)
+    assert [entry for entry in info.sys_path if entry in map(str, odd)] == [str(d) for d in odd]
