@@ -498,6 +498,20 @@ def test_read_headers_reads_only_the_header_block(tmp_path):
     assert headers["requires-dist"] == ["a>=1", "b; extra == 'x'"]
 
 
+@pytest.mark.parametrize("pad", [0, 16384 - 60, 16384 - 1, 16384, 40000])
+def test_read_headers_past_the_first_chunk(tmp_path, pad):
+    # Headers longer than the first read (many classifiers), and a blank line on either side of the
+    # chunk boundary: the same headers whatever the size.
+    classifiers = b"".join(b"Classifier: Topic :: %05d\n" % i for i in range(pad // 26))
+    head = b"Name: big\nVersion: 2\n" + classifiers + b"Requires-Dist: late>=1\n"
+    meta = tmp_path / "METADATA"
+    meta.write_bytes(head + b"\n" + b"x" * pad + b"\nRequires-Dist: body\n")
+    headers = read_headers(str(meta))
+    assert headers["name"] == ["big"] and headers["requires-dist"] == ["late>=1"]
+    meta.write_bytes(head)  # no body at all
+    assert read_headers(str(meta))["requires-dist"] == ["late>=1"]
+
+
 def test_job_pythonpath():
     overlay = Path("/w/myenv")
     activated = {"PYTHONPATH": "/w/myenv/lib/python3.9/site-packages:/rel/site", "VIRTUAL_ENV": "/w/myenv"}
