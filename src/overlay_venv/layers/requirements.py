@@ -67,6 +67,18 @@ _requirements: dict[str, Requirement] = {}
 _markers: dict[str, Any] = {}
 
 
+_specifier_sets: dict[str, Any] = {}
+
+
+def _specifier_set(text: str, factory):
+    # A release repeats a few specifier texts (`>=1.0,<2`) across thousands of distinct lines; a
+    # SpecifierSet is never changed once made, so one object serves them all (and _satisfies' memo).
+    found = _specifier_sets.get(text)
+    if found is None:
+        found = _specifier_sets[text] = factory(text)
+    return found
+
+
 def _marker(text: str):
     # Releases repeat a few dozen marker texts thousands of times; parse each once.
     marker = _markers.get(text)
@@ -94,7 +106,7 @@ def parse_requirement(text: str) -> Requirement:
         try:
             specs = match["specs"] or match["pspecs"] or ""
             extras = [e.strip() for e in (match["extras"] or "").split(",") if e.strip()]
-            specifier = SpecifierSet(specs)
+            specifier = _specifier_set(specs, SpecifierSet)
             marker = _marker(match["marker"]) if match["marker"] else None
             parsed = Requirement(
                 name=canonical_name(match["name"]),
@@ -142,12 +154,21 @@ def _valid_version(text: str) -> bool:
     return _version(text) is not None
 
 
+# (id(specifier), version) -> (specifier, verdict); the specifier is kept so its id stays its own.
+_contains: dict[tuple[int, str], tuple[Any, bool]] = {}
+
+
 def _satisfies(requirement: Requirement, version: str) -> bool:
     """pip's rule: a URL requirement is met by any version; prereleases count (pip check does so)."""
-    if requirement.url or requirement.specifier is None or len(requirement.specifier) == 0:
+    specifier = requirement.specifier
+    if requirement.url or specifier is None or len(specifier) == 0:
         return True
-    parsed = _version(version)
-    return parsed is not None and requirement.specifier.contains(parsed, prereleases=True)
+    key = (id(specifier), version)
+    known = _contains.get(key)
+    if known is None:
+        parsed = _version(version)
+        known = _contains[key] = (specifier, parsed is not None and specifier.contains(parsed, prereleases=True))
+    return known[1]
 
 
 @dataclass(frozen=True)
