@@ -19,12 +19,12 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import make_base
 import pytest
 from capabilities import require_uv
 from conftest import BASE_PYTHONS, build_release, make_overlay, make_read_only, overlay_venv
 from test_editable import WHEELHOUSE, require_wheelhouse
 
-import make_base
 from overlay_venv.backends import pip_settings, uv_conflict, uv_resolve
 
 IGNORED = ("INSTALLER", "uv_cache.json", "uv_build.json")  # each installer's own notes
@@ -138,7 +138,9 @@ def installed_files(overlay: Path) -> dict[str, set[str]]:
         with open(entry / "RECORD", newline="", encoding="utf-8") as handle:
             paths = {row[0] for row in csv.reader(handle) if row}
         found[entry.name] = {
-            path for path in paths if not path.endswith(".pyc") and "__pycache__" not in path and path.rsplit("/", 1)[-1] not in IGNORED
+            path
+            for path in paths
+            if not path.endswith(".pyc") and "__pycache__" not in path and path.rsplit("/", 1)[-1] not in IGNORED
         }
     return found
 
@@ -203,7 +205,9 @@ def test_a_lower_overlay_counts_as_installed(rel, tmp_path):
     for installer in ("pip", "uv"):
         upper = tmp_path / f"upper-{installer}"
         overlay_venv("create", str(upper), "--on", str(lower), env=env)
-        overlay_venv("install", "--overlay", str(upper), "--installer", installer, "--no-index", "-f", str(rel.wheels), "needsix", env=env)
+        overlay_venv(
+            "install", "--overlay", str(upper), "--installer", installer, "--no-index", "-f", str(rel.wheels), "needsix", env=env
+        )
         results[installer] = listing(rel, upper)
     assert results["uv"] == results["pip"]
     assert results["uv"]["six"][0] == "1.17.0" and results["uv"]["six"][1] != "overlay"
@@ -224,7 +228,8 @@ def test_pip_configuration_reaches_uv(rel, tmp_path):
     other = make_overlay(rel, tmp_path / "other", install=())
     result = overlay_venv("install", "--overlay", str(other), "--installer", "uv", "tool", env=env)
     said = [line for line in result.stderr.splitlines() if "pip resolves" in line]
-    assert said == [f"overlay-venv: warning: pip resolves this install, uv installs it: pip's setting prefer-binary ({conf}) has no uv counterpart"]
+    why = f"pip's setting prefer-binary ({conf}) has no uv counterpart"
+    assert said == [f"overlay-venv: warning: pip resolves this install, uv installs it: {why}"]
     assert listing(rel, other)["tool"] == ("1.5", "overlay")
 
 
@@ -252,7 +257,12 @@ def view_output(tmp_path_factory):
             self.effective = self
 
     view = root / "view"
-    uv_resolve.write_view([Copy("corelib", "1.20.0"), Copy("six", "1.16.0")], view)
+    uv_resolve.sync_view([Copy("corelib", "1.20.0"), Copy("tool", "1.0"), Copy("six", "1.16.0")], view)
+    # Kept views change by what changed: tool is gone, and corelib's link is the one made before.
+    made = os.lstat(view / "corelib-1.20.0.egg-info").st_ino
+    uv_resolve.sync_view([Copy("corelib", "1.20.0"), Copy("six", "1.16.0")], view)
+    assert sorted(os.listdir(view)) == ["corelib-1.20.0.egg-info", "six-1.16.0.egg-info"]
+    assert os.lstat(view / "corelib-1.20.0.egg-info").st_ino == made
     (root / "holds.txt").write_text("corelib==1.20.0\n")
     env = {"PATH": os.environ["PATH"], "HOME": str(root), "UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(root / "cache")}
 
@@ -314,5 +324,7 @@ def test_pip_settings_in_pips_order(tmp_path):
     assert settings.unsupported is None
     assert settings.sources.index_url == "https://site/simple" and settings.sources.find_links == ("/a", "/b")
     assert settings.pre and settings.constraints == ("/c.txt",) and settings.trusted_hosts == ("h",)
-    assert pip_settings.read_pip_settings({**env, "PIP_CONFIG_FILE": os.devnull}, str(tmp_path / "prefix")).sources.index_url is None
+    assert (
+        pip_settings.read_pip_settings({**env, "PIP_CONFIG_FILE": os.devnull}, str(tmp_path / "prefix")).sources.index_url is None
+    )
     assert pip_settings.read_pip_settings({**env, "PIP_PROXY": "http://p"}, "/nonexistent").unsupported == "proxy ($PIP_PROXY)"

@@ -125,7 +125,7 @@ class UvBackend(Backend):
     def _install_uv_resolved(self, job: Job, settings) -> Outcome:
         from ..layers import canonical_name
         from .uv_conflict import NO_SOLUTION, failure_block, parse_uv_conflict
-        from .uv_resolve import editable_paths, install_arguments, read_plan, write_view
+        from .uv_resolve import editable_paths, install_arguments, read_plan, view_for
 
         sources = settings.sources.merged(job.index).pip_args() + ["--prerelease", "allow"] * (job.index.pre or settings.pre)
         for host in settings.trusted_hosts:
@@ -133,8 +133,7 @@ class UvBackend(Backend):
         environ = self._environ(job.environ)
         if settings.cert and "SSL_CERT_FILE" not in environ:
             environ["SSL_CERT_FILE"] = settings.cert
-        view = job.workdir / "uv-view"
-        write_view(job.provided, view)
+        view = view_for(job.python, job.provided, job.workdir)
         cmd = [self.binary, "pip", "install", "--dry-run", "--target", str(view), "--python", job.python]
         cmd += ["-c", str(job.constraints), *(arg for file in settings.constraints for arg in ("-c", file))]
         # pip's only-if-needed: --upgrade moves the named packages, their dependencies only when needed.

@@ -11,13 +11,15 @@ are constraints (``===`` for a non-PEP 440 version), markers and wheel tags are 
 interpreter's, ``--upgrade`` upgrades the named packages only (pip's ``only-if-needed``: uv's
 ``--upgrade-package`` for each). The plan it prints (`` + six==1.17.0``, `` + proj @ file:///...``) is
 what the overlay must get; ``uv pip install --no-deps`` installs exactly that. Nothing is written to any
-layer by the dry run, and links keep the view cheap (no copies).
+layer by the dry run. The view is links only, one per distribution, kept in overlay-venv's cache between
+installs and brought up to date by what changed (:func:`view_for`): on a release of a thousand
+distributions an install writes a few links, not a thousand, and removes none.
 
 Not ``uv pip compile``: it ignores installed distributions, so a release's version missing from the
 index (the usual case) is no candidate and a hold on it cannot be met; preferences (``-o``) only reorder
 candidates that exist.
 
-Pure functions but :func:`write_view`, which writes the view.
+Pure functions but :func:`sync_view` and :func:`view_for`, which write the view.
 """
 
 from __future__ import annotations
@@ -75,18 +77,83 @@ def _metadata_file(location: str) -> str:
     return location  # NAME.egg-info file: the metadata itself
 
 
-def write_view(provided: Iterable[Any], view: Path) -> None:
-    """One ``NAME-VERSION.dist-info`` in ``view`` per distribution, linking to its imported copy's
-    metadata (uv reads only that, and ``direct_url.json`` to tell a URL install)."""
-    view.mkdir()
+def view_entries(provided: Iterable[Any]) -> dict[str, tuple[str, Optional[str]]]:
+    """What the view holds: entry name -> (metadata file, direct_url.json or None), one entry per
+    distribution, for the copy the interpreter imports. Mostly ``NAME-VERSION.egg-info``, a link to the
+    metadata (uv reads a link to a file, not a link to a directory): one system call a distribution. A
+    URL or editable install is a ``.dist-info`` directory with its ``direct_url.json`` too, so uv tells
+    it from an index install as pip does."""
+    entries = {}
     for distribution in provided:
         copy = distribution.effective
-        entry = view / f"{copy.name.replace('-', '_')}-{_version_text(copy.version)}.dist-info"
-        entry.mkdir()
-        os.symlink(os.path.abspath(_metadata_file(copy.location)), entry / "METADATA")
+        # A "-" in a version would read as the end of the name: PEP 440's normal form has none.
+        version = copy.version if "-" not in copy.version else _version_text(copy.version)
+        stem = f"{copy.name.replace('-', '_')}-{version}"
+        metadata = os.path.abspath(_metadata_file(copy.location))
         direct = os.path.join(copy.location, "direct_url.json")
         if copy.location.endswith(".dist-info") and os.path.exists(direct):
-            os.symlink(os.path.abspath(direct), entry / "direct_url.json")
+            entries[f"{stem}.dist-info"] = (metadata, os.path.abspath(direct))
+        else:
+            entries[f"{stem}.egg-info"] = (metadata, None)
+    return entries
+
+
+def sync_view(provided: Iterable[Any], view: Path) -> None:
+    """Bring ``view`` to exactly :func:`view_entries`, changing only what differs from what it holds
+    (a kept view changes by the few distributions an install changed). Entries starting with "." are
+    not distributions (uv's ``.lock``, the view's owner link) and are left alone."""
+    import shutil
+
+    wanted = view_entries(provided)
+    view.mkdir(parents=True, exist_ok=True)
+    with os.scandir(view) as found:
+        present = {entry.name: entry for entry in found if not entry.name.startswith(".")}
+    kept = set()
+    for name, entry in present.items():
+        # Directories are few (URL and editable installs): made again rather than compared.
+        if entry.is_symlink() and name in wanted and wanted[name][1] is None and os.readlink(entry.path) == wanted[name][0]:
+            kept.add(name)
+        elif entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+    for name, (metadata, direct) in wanted.items():
+        if name in kept:
+            continue
+        if direct is None:
+            os.symlink(metadata, view / name)
+            continue
+        (view / name).mkdir()
+        os.symlink(metadata, view / name / "METADATA")
+        os.symlink(direct, view / name / "direct_url.json")
+
+
+def view_for(python: str, provided: Sequence[Any], workdir: Path) -> Path:
+    """The view for the overlay of ``python``, up to date: kept between installs in overlay-venv's
+    cache (one a overlay, named by its real path's digest; an install holds the overlay's lock, so one
+    writer at a time), else in ``workdir``. Views whose overlay is gone (a rebuild's staging copy, a
+    removed overlay) are removed on the way."""
+    import hashlib
+    import shutil
+
+    from ..cachedir import cache_dir
+
+    overlay = os.path.realpath(os.path.dirname(os.path.dirname(python)))
+    root = cache_dir("uv-views")
+    if root is None:
+        view = workdir / "uv-view"
+        sync_view(provided, view)
+        return view
+    with os.scandir(root) as views:
+        for entry in views:
+            if entry.is_dir(follow_symlinks=False) and not os.path.exists(os.path.join(entry.path, ".overlay")):
+                shutil.rmtree(entry.path, ignore_errors=True)
+    view = root / hashlib.sha256(overlay.encode()).hexdigest()[:20]
+    view.mkdir(exist_ok=True)
+    if not os.path.islink(view / ".overlay"):  # first: another install prunes a view without one
+        os.symlink(overlay, view / ".overlay")
+    sync_view(provided, view)
+    return view
 
 
 def read_plan(output: str) -> Optional[list[Step]]:
