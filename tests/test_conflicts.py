@@ -10,10 +10,8 @@ benchmarks/bench_conflicts.py, times that against plain pip); here only the answ
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
-import threading
 from pathlib import Path
 
 import make_conflict_index as index_script
@@ -46,18 +44,9 @@ def conflict_release(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def served_index(conflict_index):
-    """The same index over http, from a server on localhost in a thread."""
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(conflict_index), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    """The same index over http, from a server on localhost in a thread (kept-alive, Range answered)."""
+    server, url = index_script.serve(conflict_index)
+    yield url
     server.shutdown()
     server.server_close()
 
@@ -66,7 +55,9 @@ def sources(kind: str, conflict_index: Path, served_index: str = "") -> list[str
     if kind == "file":
         return ["--index-url", (conflict_index / "simple").as_uri()]
     if kind == "http":
-        return ["--index-url", served_index]
+        return ["--index-url", f"{served_index}/simple/"]
+    if kind == "http-no-metadata":  # no metadata files: the pre-flight reads each wheel's METADATA by ranges
+        return ["--index-url", f"{served_index}/plain/"]
     return ["--no-index", "--find-links", str(conflict_index / "wheels")]
 
 
@@ -84,7 +75,7 @@ def fresh_overlay(conflict_release, tmp_path) -> Path:
     return make_overlay(conflict_release, tmp_path / "env", install=())
 
 
-@pytest.mark.parametrize("kind", ["file", "http", "find-links"])
+@pytest.mark.parametrize("kind", ["file", "http", "http-no-metadata", "find-links"])
 def test_installs_the_newest_release_that_fits_and_says_why(conflict_release, conflict_index, served_index, fresh_overlay, kind):
     result = run_install(conflict_release, fresh_overlay, *sources(kind, conflict_index, served_index), "tool")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -78,7 +78,7 @@ def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
 
     from ..index_client import IndexClient, Unreadable, all_sources
     from ..layers import canonical_name
-    from ..preflight import Budget, judge
+    from ..preflight import Budget, candidates, judge
 
     held = {hold.name: hold.version for hold in holds}
     if not held or layering.environ.get(PREFLIGHT_VARIABLE, os.environ.get(PREFLIGHT_VARIABLE)) == "0":
@@ -94,7 +94,9 @@ def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
         for requirement in wanted:
             files = client.files(canonical_name(requirement.name))
             environment = layering.marker_environment
-            verdicts.append(judge(requirement, files, held, environment, client.metadata, budget, tags, index.pre))
+            python = environment.get("python_full_version", "3")
+            fetch = client.reader([file for _, file in candidates(files, tags, python) if file is not None])
+            verdicts.append(judge(requirement, files, held, environment, fetch, budget, tags, index.pre))
     except Unreadable:
         return []  # a place pip would look is unreadable: the pre-flight cannot know every release
     finally:
