@@ -206,17 +206,18 @@ def run_streaming(cmd: Sequence[str], environ: Mapping[str, str], quiet: bool, h
     return Outcome(returncode, "".join(shown + held), "".join(held))
 
 
-def run_collected(cmd: Sequence[str], environ: Mapping[str, str], cwd: Optional[Path] = None) -> Outcome:
+def run_collected(cmd: Sequence[str], environ: Mapping[str, str], cwd: Optional[Path] = None, guard: bool = True) -> Outcome:
     """Run an installer command with its output kept and nothing shown (stdout, then stderr). Guarded
-    like :func:`run_streaming`: killed with us, holding our lock."""
+    like :func:`run_streaming`: killed with us, holding our lock. ``guard=False`` for a command that
+    changes no overlay (a dry run): the guard is an interpreter start, ~10 ms, for nothing there."""
     from ..overlay_lock import guarded, inherited_fds
 
     if shutil.which(cmd[0]) is None:
         raise OverlayError(f"cannot run {cmd[0]}: it is missing or not executable")
     try:
         result = subprocess.run(
-            guarded(list(cmd)),
-            pass_fds=inherited_fds(),
+            guarded(list(cmd)) if guard else list(cmd),
+            pass_fds=inherited_fds() if guard else (),
             env=dict(environ),
             cwd=cwd,
             stdin=subprocess.DEVNULL,

@@ -139,7 +139,8 @@ class UvBackend(Backend):
         # pip's only-if-needed: --upgrade moves the named packages, their dependencies only when needed.
         for name in sorted(job.requested) if job.index.upgrade else ():
             cmd += ["--upgrade-package", name]
-        resolved = run_collected([*cmd, *sources, *job.requirement_args], environ)
+        # Unguarded: a dry run writes to no overlay (only to uv's cache): outliving us harms nothing.
+        resolved = run_collected([*cmd, *sources, *job.requirement_args], environ, guard=False)
         if not resolved.ok:
             if NO_SOLUTION in resolved.output:
                 held = failure_block(resolved.output)
