@@ -560,9 +560,11 @@ def dead_pid() -> int:
 
 
 def test_private_tmp_dirs_of_dead_processes_are_removed_by_the_next_run(tmp_path, monkeypatch):
+    import tempfile
+
     from overlay_venv import atomic
 
-    monkeypatch.setattr(atomic.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     host = os.uname().nodename
     stale = [tmp_path / f"overlay-venv-{kind}-{host}-{dead_pid()}-abc123" for kind in ("install", "artifacts", "rebuild")]
     live = tmp_path / f"overlay-venv-install-{host}-{os.getppid()}-abc123"

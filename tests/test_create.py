@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,21 @@ def test_a_prompt_or_name_starting_with_a_dash(release39, tmp_path):
     overlay_venv("create", str(tmp_path / "p"), "--no-pip", "--prompt", "-x", env=release39.env())
     assert json.loads((tmp_path / "-weird" / "overlay-venv.json").read_text())["prompt"] == "-weird"
     assert json.loads((tmp_path / "p" / "overlay-venv.json").read_text())["prompt"] == "-x"
+
+
+def test_a_warm_create_starts_no_program_and_does_not_import_jinja2(release39, tmp_path):
+    """From a skeleton and cached templates: the one execve is create's own (its janitor is a fork),
+    and Jinja2 is never imported."""
+    from capabilities import require_executable
+
+    strace = require_executable("strace", "counts the programs a warm create starts")
+    env = release39.env()
+    overlay_venv("create", str(tmp_path / "warm-up"), env=env)
+    trace = tmp_path / "trace"
+    cmd = [strace, "-f", "-qq", "-e", "trace=execve", "-o", str(trace), sys.executable, "-X", "importtime", "-m", "overlay_venv"]
+    result = subprocess.run([*cmd, "create", str(tmp_path / "env")], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    execs = [line for line in trace.read_text().splitlines() if "execve(" in line]
+    assert len(execs) == 1 and sys.executable in execs[0], execs
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "overlay_venv.templates" in imported and not [name for name in imported if name.startswith("jinja2")]

@@ -23,11 +23,9 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,7 +46,7 @@ def _host() -> str:
 
 
 def staging_name(pid: int | None = None, host: str | None = None) -> str:
-    return f"{STAGING_PREFIX}{host or _host()}-{pid or os.getpid()}-{secrets.token_hex(4)}"
+    return f"{STAGING_PREFIX}{host or _host()}-{pid or os.getpid()}-{os.urandom(4).hex()}"  # secrets would load OpenSSL
 
 
 def parse_staging_name(name: str) -> tuple[str, int] | None:
@@ -213,6 +211,8 @@ def remove_stale_tmp(base: Path) -> list[Path]:
 def private_tmp(kind: str) -> Iterator[Path]:
     """A temporary directory ``overlay-venv-KIND-HOST-PID-*`` that is removed when the block ends,
     by the janitor if we are killed, or by the next run if the janitor was killed with us."""
+    import tempfile  # here: create needs none of it
+
     base = Path(tempfile.gettempdir())
     remove_stale_tmp(base)
     path = Path(tempfile.mkdtemp(prefix=f"overlay-venv-{kind}-{_host()}-{os.getpid()}-", dir=base))
@@ -300,7 +300,7 @@ def replace_file(target: Path, data: bytes, mode: int | None = None) -> None:
     at that name), then renamed over it, so a reader or a process killed halfway never sees half a
     file. ``mode``: exactly that (default: 0o666 less the umask). The one atomic file write of
     overlay-venv: the record, locks, launchers. Raises OSError, leaving nothing behind."""
-    partial = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
     try:
         with open(fd, "wb") as handle:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, skeleton
-from .activation import activation_values, write_activation_scripts
+from .activation import ACTIVATORS, activation_values, write_activation_scripts
 from .atomic import Staging
 from .errors import OverlayError, UsageError
 from .launcher import recorded_environment, write_launcher
@@ -19,7 +17,7 @@ from .oserrors import describe_os_error, not_text_problem
 from .paths import path_problem, relative_to_overlay, remove_under
 from .record import Base, OverlayRecord, is_overlay, overlay_problem, read_record, write_record
 from .release import base_pythonpath, normalize_setup, run_setup
-from .relocate import repoint, write_new_file, write_relocate_script
+from .relocate import repoint, write_relocate_script
 from .skeleton import Built
 from .templates import render, templates_dir
 
@@ -183,23 +181,41 @@ def last_error_line(text: str) -> str:
     return lines[0] if lines else "no message"
 
 
-def probe_interpreter(interpreter: str, environ: dict[str, str]) -> None:
-    """Fail in one line, within the probe timeout, unless ``interpreter`` starts and runs code."""
+def probe_interpreter(interpreter: str, environ: dict[str, str], meanwhile: Callable[[], object] = lambda: None) -> None:
+    """Fail in one line, within the probe timeout, unless ``interpreter`` starts and runs code.
+    ``meanwhile`` runs while the interpreter starts (a cold create imports virtualenv then)."""
+    import subprocess  # here: a warm create starts no program
+
     timeout = probe_timeout()
     try:
-        proc = subprocess.run(
-            [interpreter, "-I", "-c", "import sys"], env=environ, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [interpreter, "-I", "-c", "import sys"],
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-    except subprocess.TimeoutExpired:
-        raise OverlayError(
-            f"the interpreter {interpreter} did not start within {timeout:g} s (a hung filesystem?); "
-            f"set {PROBE_TIMEOUT_VARIABLE}=SECONDS to wait longer"
-        ) from None
     except OSError as exc:
         raise OverlayError(f"cannot run the interpreter {interpreter}: {describe_os_error(exc)}") from None
+    with proc:
+        try:
+            meanwhile()
+            _out, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise OverlayError(
+                f"the interpreter {interpreter} did not start within {timeout:g} s (a hung filesystem?); "
+                f"set {PROBE_TIMEOUT_VARIABLE}=SECONDS to wait longer"
+            ) from None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     if proc.returncode != 0:
-        cause = last_error_line(proc.stderr.decode("utf-8", "replace")) if proc.stderr.strip() else f"exit {proc.returncode}"
+        cause = last_error_line(stderr.decode("utf-8", "replace")) if stderr.strip() else f"exit {proc.returncode}"
         raise OverlayError(f"the interpreter {interpreter} does not run: {cause}")
+
+
+def _import_virtualenv() -> None:
+    import virtualenv  # noqa: F401  (the slowest import; run_virtualenv finds it loaded)
 
 
 def cache_disabled_by_environment() -> bool:
@@ -208,29 +224,32 @@ def cache_disabled_by_environment() -> bool:
     return os.environ.get("OVERLAY_VENV_NO_CACHE", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def build_environment(stage: Path, dest: Path, interpreter: str, options: CreateOptions, environ: dict[str, str]) -> Built:
-    """The environment itself, in ``stage``: cloned from a skeleton when one fits, else built by
-    virtualenv (and then kept as a skeleton for next time)."""
+def build_environment(
+    stage: Path, dest: Path, interpreter: str, options: CreateOptions, environ: dict[str, str], prompt: str
+) -> Built:
+    """The environment itself, in ``stage``: cloned from a skeleton when one fits (its scripts and
+    pyvenv.cfg written once, for ``dest`` and ``prompt``), else built by virtualenv (and then kept
+    as a skeleton for next time)."""
     use_cache = options.cache and not cache_disabled_by_environment()
     key = skeleton.skeleton_key(interpreter, options.system_site_packages, options.pip) if use_cache else None
     if key is not None:
-        built = skeleton.clone(key, stage)
+        built = skeleton.clone(key, stage, str(dest), lambda cfg: with_prompt(cfg, prompt))
         if built is not None:
             return built
-    probe_interpreter(interpreter, environ)  # virtualenv's own probe has no timeout
+    probe_interpreter(interpreter, environ, _import_virtualenv)  # virtualenv's own probe has no timeout
     built = run_virtualenv(stage, interpreter, options, environ)
     write_startup_hook(stage / built.libs[-1], dest / built.libs[-1], interpreter)
     if key is not None:
-        skeleton.store(key, stage, built)
+        # Not the files create writes over what virtualenv wrote: a clone would write them twice.
+        skeleton.store(key, stage, built, [os.path.join(built.bin_dir, a.filename) for a in ACTIVATORS])
     return built
 
 
-def write_pyvenv_prompt(cfg: Path, prompt: str) -> None:
-    """The overlay's prompt in pyvenv.cfg, under virtualenv's key for it."""
-    lines = cfg.read_text(encoding="utf-8").splitlines()
+def with_prompt(cfg: bytes, prompt: str) -> bytes:
+    """pyvenv.cfg's text with the overlay's prompt, under virtualenv's key for it."""
+    lines = cfg.decode("utf-8").splitlines()
     lines = [line for line in lines if line.partition("=")[0].strip() != "prompt"] + [f"prompt = {prompt}"]
-    mode = stat.S_IMODE(cfg.stat().st_mode)
-    write_new_file(cfg, ("\n".join(lines) + "\n").encode("utf-8"), mode)
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 # Compiles (source, name to record in the bytecode) pairs: the name is the module's final path, not
@@ -255,6 +274,8 @@ def write_startup_hook(site_packages: Path, final_site_packages: Path, interpret
     # (PYTHONDONTWRITEBYTECODE, an overlay on a read-only or shared filesystem) every start would
     # otherwise compile the start-up modules again, ~2.5 ms for the hook alone. virtualenv's own
     # start-up module is compiled in the same run. A failure only costs that time, so it is ignored.
+    import subprocess
+
     pairs = []
     for module in [hook, *site_packages.glob("_virtualenv.py")]:
         pairs += [str(module), str(final_site_packages / module.name)]
@@ -309,7 +330,7 @@ def _create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         raise OverlayError(f"{str(dest)!r} is an overlay built otherwise; pass --clear to replace it")
 
     with Staging(dest) as stage:
-        built = build_environment(stage.path, dest, interpreter, options, environ)
+        built = build_environment(stage.path, dest, interpreter, options, environ, prompt)
         if lowers:
             write_startup_hook(stage.path / built.libs[-1], dest / built.libs[-1], interpreter, lowers)
         bin_dir = stage.path / built.bin_dir
@@ -340,9 +361,9 @@ def _create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         if options.populate is not None:
             # A complete overlay, but at the staging path: use its bin/python, not its activate.
             options.populate(stage.path, environ)
-        # Last, so they also cover what populate installed: point scripts at the final place.
-        repoint(stage.path, str(stage.path), str(dest), built.bin_dir)
-        write_pyvenv_prompt(stage.path / "pyvenv.cfg", prompt)
+        # Last, so they also cover what populate installed: point scripts at the final place. What
+        # a skeleton gave is there already, and is left as it is.
+        repoint(stage.path, str(stage.path), str(dest), built.bin_dir, lambda cfg: with_prompt(cfg, prompt))
         try:
             stage.commit(replace=options.clear)
         except FileExistsError:

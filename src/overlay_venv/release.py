@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from pathlib import Path
 
 from .errors import OverlayError
@@ -55,6 +54,8 @@ def run_setup(command: str, environ: dict[str, str]) -> dict[str, str]:
             "env -0 >&3",
         ]
     )
+    import subprocess  # only with --setup: a warm create starts no program
+
     proc = subprocess.run(["bash", "--noprofile", "--norc", "-c", script], env=environ, capture_output=True)
     stderr = proc.stderr.decode(errors="replace")
     if proc.returncode != 0 or _MARK not in proc.stdout:

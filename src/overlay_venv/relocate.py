@@ -19,12 +19,11 @@ relative one, ``.pth`` files naming the overlay's absolute path, and special fil
 
 from __future__ import annotations
 
-import ast
-import json
 import os
 import re
 import shlex
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -86,6 +85,8 @@ def write_relocate_script(target: Path, location: Path | None = None, bin_dir: s
 def read_location(script_text: str) -> str | None:
     """The directory a relocate script was written for: the literal of its ``OVERLAY_DIR = ...``
     line, read without running the script."""
+    import ast  # only relocation reads a script back
+
     try:
         tree = ast.parse(script_text)
     except SyntaxError:
@@ -101,6 +102,8 @@ def read_location(script_text: str) -> str | None:
 
 
 def _is_editable_direct_url(path: Path) -> bool:
+    import json
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -195,39 +198,58 @@ def _script_interpreter(lines: list[bytes]) -> tuple[str, int] | None:
     return interpreter, 1
 
 
+def repointed_script(data: bytes, old: str, new: str) -> bytes | None:
+    """The script ``data`` running the same interpreter file in ``new`` that it ran in ``old``; None
+    when it is not a script whose interpreter lies in ``old``."""
+    if not data.startswith(b"#!"):
+        return None
+    prefix = old.rstrip("/") + "/"
+    lines = data.split(b"\n")
+    found = _script_interpreter(lines[:3])
+    if found is None or not found[0].startswith(prefix):
+        return None
+    interpreter, header = found
+    return shebang_for(new.rstrip("/") + "/" + interpreter[len(prefix) :]) + b"\n".join(lines[header:])
+
+
+def repointed_cfg(data: bytes, old: str, new: str) -> bytes:
+    """pyvenv.cfg's text with every path in ``old`` moved to ``new``."""
+    replacement = os.fsencode(new)
+    return location_pattern(old).sub(lambda _match: replacement, data)
+
+
 def move_shebangs(bin_dir: Path, old: str, new: str) -> list[Path]:
     """Point every script in ``bin_dir`` whose interpreter lies in ``old`` at the same file in ``new``."""
     changed = []
-    prefix = old.rstrip("/") + "/"
     for script in sorted(bin_dir.iterdir()):
         if script.is_symlink() or not script.is_file():
             continue
-        data = script.read_bytes()
-        if not data.startswith(b"#!"):
+        with open(script, "rb") as handle:
+            if handle.read(2) != b"#!":
+                continue
+            data = b"#!" + handle.read()
+        moved = repointed_script(data, old, new)
+        if moved is None:
             continue
-        lines = data.split(b"\n")
-        found = _script_interpreter(lines[:3])
-        if found is None or not found[0].startswith(prefix):
-            continue
-        interpreter, header = found
-        body = b"\n".join(lines[header:])
-        mode = stat.S_IMODE(script.stat().st_mode)
-        write_new_file(script, shebang_for(new.rstrip("/") + "/" + interpreter[len(prefix) :]) + body, mode)
+        write_new_file(script, moved, stat.S_IMODE(script.stat().st_mode))
         changed.append(script)
     return changed
 
 
-def repoint(root: Path, old: str, new: str, bin_dir: str) -> None:
+def repoint(root: Path, old: str, new: str, bin_dir: str, edit_cfg: Callable[[bytes], bytes] | None = None) -> None:
     """Point what virtualenv wrote naming ``old`` (the scripts' shebangs in ``bin_dir``, pyvenv.cfg)
-    at ``new``, for the environment whose files are in ``root``. Every file is written anew, never
-    through a symlink or a hard link that was there."""
+    at ``new``, for the environment whose files are in ``root``; ``edit_cfg`` changes pyvenv.cfg
+    further. A file that changes is written anew, never through a symlink or a hard link that was
+    there; one that does not is left alone."""
     move_shebangs(root / bin_dir, old, new)
     cfg = root / "pyvenv.cfg"
     if cfg.is_file() and not cfg.is_symlink():
         text = cfg.read_bytes()
-        replacement = os.fsencode(new)
-        mode = stat.S_IMODE(cfg.stat().st_mode)
-        write_new_file(cfg, location_pattern(old).sub(lambda _match: replacement, text), mode)
+        moved = repointed_cfg(text, old, new)
+        if edit_cfg is not None:
+            moved = edit_cfg(moved)
+        if moved != text:
+            write_new_file(cfg, moved, stat.S_IMODE(cfg.stat().st_mode))
 
 
 def relocate_tree(root: Path, old: str, new: Path, record: OverlayRecord) -> None:

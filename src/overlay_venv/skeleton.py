@@ -14,8 +14,9 @@ from there:
   shares its mode with the skeleton, so the umask is part of the key; `chmod -R` on one overlay
   reaches the others (the README says so);
 - everything else (``bin/``, ``pyvenv.cfg``) is copied, and the scripts and ``pyvenv.cfg`` that name
-  the directory the skeleton was built in are pointed at the new one, as ``create`` does itself
-  when it moves an overlay from its staging directory into place.
+  the directory the skeleton was built in are pointed, as they are copied, at the overlay's final
+  place (``create`` builds in a staging directory and moves it there): each file is written once.
+  Files ``create`` writes itself anyway (``bin/activate_this.py``) are not kept.
 
 The key covers everything the tree depends on: overlay-venv's and virtualenv's versions, the
 interpreter (its path, and the identity, size and time of the file behind it) and the options. A
@@ -30,19 +31,19 @@ import hashlib
 import importlib.util
 import json
 import os
-import secrets
 import shutil
 import stat
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import __version__
 from .cachedir import cache_dir
-from .relocate import files_naming, repoint
+from .relocate import files_naming, repointed_cfg, repointed_script
 from .templates import templates_dir
 
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3  # 3: without the files create writes itself
 HOOK_FILES = ("_overlay_venv_hook.py.j2", "_overlay_venv_hook.pth")
 MANIFEST = "skeleton.json"
 KEEP = 8  # skeletons kept, most recently used first: one per release a user works with, roughly
@@ -99,7 +100,7 @@ def skeleton_key(interpreter: str, system_site_packages: bool, pip: bool) -> str
 
 
 def _tmp_name() -> str:
-    return f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
 
 
 def _under(relative: str, directories: list[str]) -> bool:
@@ -135,9 +136,12 @@ class _Linker:
         _copy(source, target, self.umask)
 
 
-def _copy_tree(source: Path, target: Path, entries: list[list[str]], shared: list[str], link: bool = True) -> None:
+def _copy_tree(
+    source: Path, target: Path, entries: list[list[str]], shared: list[str], link: bool = True, edit: Callable | None = None
+) -> None:
     """Recreate ``entries`` (from :func:`_list_tree`) of ``source`` in ``target``, which exists.
-    Files under the ``shared`` directories are linked (with ``link``), others copied."""
+    Files under the ``shared`` directories are linked (with ``link``), others copied; ``edit``
+    (relative path, bytes) returns what to write instead of a copied file's bytes, or None."""
     umask = current_umask()
     linker = _Linker(umask, link)
     for kind, relative, *extra in entries:
@@ -148,8 +152,22 @@ def _copy_tree(source: Path, target: Path, entries: list[list[str]], shared: lis
             os.symlink(extra[0], dst)
         elif _under(relative, shared):
             linker(src, dst)
-        else:
+        elif edit is None:
             _copy(src, dst, umask)
+        else:
+            _write_edited(src, dst, umask, edit(relative, Path(src).read_bytes()))
+
+
+def _write_edited(source: str, target: str, umask: int, data: bytes | None) -> None:
+    """``data`` at ``target``, with the mode a copy of ``source`` gets; a plain copy when None."""
+    if data is None:
+        _copy(source, target, umask)
+        return
+    executable = os.stat(source).st_mode & stat.S_IXUSR
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as handle:
+        os.fchmod(fd, (0o777 if executable else 0o666) & ~umask)
+        handle.write(data)
 
 
 def _same_group(skeleton_tree: Path, entries: list[list[str]], shared: list[str], target: Path) -> bool:
@@ -184,9 +202,10 @@ def _list_tree(root: Path) -> list[list[str]]:
     return entries
 
 
-def store(key: str, built_dir: Path, built: Built) -> None:
-    """Save the tree virtualenv just built in ``built_dir`` as the skeleton ``key``. Best effort:
-    any failure leaves the cache as it was."""
+def store(key: str, built_dir: Path, built: Built, leave_out: Iterable[str] = ()) -> None:
+    """Save the tree virtualenv just built in ``built_dir`` as the skeleton ``key``, less the files
+    ``leave_out`` (relative paths: what ``create`` writes itself). Best effort: any failure leaves
+    the cache as it was."""
     root = skeletons_dir()
     if root is None:
         return
@@ -201,7 +220,8 @@ def store(key: str, built_dir: Path, built: Built) -> None:
     try:
         tmp.mkdir()
         (tmp / "tree").mkdir()
-        entries = _list_tree(built_dir)
+        left_out = set(leave_out)
+        entries = [entry for entry in _list_tree(built_dir) if entry[1] not in left_out]
         _copy_tree(built_dir, tmp / "tree", entries, built.libs)
         manifest = {"format": MANIFEST_FORMAT, "origin": str(built_dir), "built": asdict(built), "entries": entries}
         (tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
@@ -213,9 +233,10 @@ def store(key: str, built_dir: Path, built: Built) -> None:
     prune(root)
 
 
-def clone(key: str, target: Path) -> Built | None:
-    """Rebuild skeleton ``key`` in the empty directory ``target``, as if virtualenv had built it
-    there. None when there is no usable skeleton; ``target`` is then empty again."""
+def clone(key: str, target: Path, final: str | None = None, edit_cfg: Callable[[bytes], bytes] | None = None) -> Built | None:
+    """Rebuild skeleton ``key`` in the empty directory ``target``, as if virtualenv had built it at
+    ``final`` (default: ``target``); ``edit_cfg`` changes pyvenv.cfg further. None when there is no
+    usable skeleton; ``target`` is then empty again."""
     root = skeletons_dir()
     if root is None:
         return None
@@ -233,9 +254,16 @@ def clone(key: str, target: Path) -> Built | None:
     try:
         entries = manifest["entries"]
         link = _same_group(skeleton / "tree", entries, built.libs, target)
-        _copy_tree(skeleton / "tree", target, entries, built.libs, link)
         # The copied scripts and pyvenv.cfg name the directory the skeleton was built in.
-        repoint(target, origin, str(target), built.bin_dir)
+        where = final or str(target)
+
+        def edit(relative: str, data: bytes) -> bytes | None:
+            if relative == "pyvenv.cfg":
+                moved = repointed_cfg(data, origin, where)
+                return edit_cfg(moved) if edit_cfg is not None else moved
+            return repointed_script(data, origin, where) if _under(relative, [built.bin_dir]) else None
+
+        _copy_tree(skeleton / "tree", target, entries, built.libs, link, edit)
     except (OSError, ValueError, TypeError, KeyError):
         # Damaged (a file removed by hand, a cache cleaner): forget it. A failure on our side (a
         # full disk, a quota, no permission where the overlay goes) says nothing about the
