@@ -282,10 +282,15 @@ def refusal(
             demands.append(Demand(verdict.name, newest.version, clash.requirement, clash.held))
         if len(verdict.clashing) > 1:
             rest = verdict.clashing[1:]
-            older.append(
-                f"  and so do the {len(rest)} older releases of {verdict.name} ({rest[-1].version} to {rest[0].version}): "
-                "each requires another version of a held package"
-            )
+            if len(rest) == 1:
+                older.append(
+                    f"  and so does the older {verdict.name} {rest[0].version}: it requires another version of a held package"
+                )
+            else:
+                older.append(
+                    f"  and so do the {len(rest)} older releases of {verdict.name} ({rest[-1].version} to {rest[0].version}): "
+                    "each requires another version of a held package"
+                )
     held = {d.name for d in demands}
     demands += [Demand("", "", hold.constraint, hold.name, constraint=True) for hold in holds if hold.name in held]
     fitting = {verdict.name: verdict.newest_fit for verdict in refused if verdict.newest_fit}
