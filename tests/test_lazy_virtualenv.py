@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from capabilities import require_capability
-from conftest import ROOT, make_overlay
+from conftest import ROOT, make_overlay, overlay_venv
 
 from overlay_venv.lazy_virtualenv import EAGER_LINE, MARKER, PTH, make_lazy, patched_modules
 
@@ -127,6 +127,25 @@ def test_the_parsed_install_options_are_the_eager_ones(release, with_setuptools,
         unpatched = python(with_setuptools["unpatched"], code, release.env(), cwd=project)
         assert "install_lib" in json.loads(unpatched)["install"]
         assert "install_lib" not in json.loads(eager).get("install", {})
+
+
+def test_a_stack_of_lazy_overlays_installs_one_stand_in_and_still_patches(release, tmp_path):
+    team = make_overlay(release, tmp_path / "team", install=())
+    overlay_venv("create", str(tmp_path / "mid"), "--on", str(team), "--no-pip", env=release.env())
+    overlay_venv("create", str(tmp_path / "top"), "--on", str(tmp_path / "mid"), "--no-pip", env=release.env())
+    for name in ("team", "mid", "top"):
+        site = site_packages(tmp_path / name)
+        if not (site / PTH).exists():  # 3.13: as virtualenv writes them for 3.9 (see `overlays`)
+            shutil.copyfile(VIRTUALENV_MODULE, site / "_virtualenv.py")
+            (site / PTH).write_text(EAGER_LINE)
+        assert make_lazy(site)
+    top = tmp_path / "top"
+    loaded, finders = json.loads(python(top, STATE, release.env()))
+    assert not loaded and finders.count(MARKER) == 1
+    project = tiny_project(tmp_path / "project", tmp_path / "elsewhere")
+    code = "import distutils.dist as m, json; d = m.Distribution(); d.parse_config_files(); print(json.dumps(d.command_options))"
+    if release.minor == "3.9":  # the stdlib's distutils; 3.13 has none without setuptools
+        assert "install_lib" not in json.loads(python(top, code, release.env(), cwd=project)).get("install", {})
 
 
 def test_the_line_is_replaced_by_a_new_file_once(release, tmp_path):

@@ -28,8 +28,8 @@ MARKER = "overlay-venv lazy _virtualenv"  # in the rewritten line: says it is ou
 
 # The stand-in, run by the .pth line in a namespace of its own. `names` is filled in from
 # _virtualenv.py's own list, so the stand-in wakes for exactly the modules that virtualenv patches.
-# site may process the site-packages twice (lib64 -> lib): one stand-in is installed, as one import of
-# _virtualenv was.
+# site may process the site-packages twice, and a stack's lower layers have the same line: one stand-in
+# is installed, as one import of _virtualenv was.
 _SHIM = """\
 import sys
 class _LazyVirtualenv:
@@ -53,9 +53,11 @@ class _LazyVirtualenv:
                 sys.meta_path.insert(place, finder)
                 return finder.find_spec(fullname, path, target)
         return None
-if "_virtualenv" not in sys.modules and not any(getattr(f, "lazy_virtualenv", False) for f in sys.meta_path):
-    sys.meta_path.insert(0, _LazyVirtualenv())
+sys.meta_path.insert(0, _LazyVirtualenv())
 """
+
+# Checked before the stand-in's source is even compiled: a stacked overlay's lower layers repeat the line.
+_NEEDED = '"_virtualenv" not in sys.modules and not any(getattr(f, "lazy_virtualenv", False) for f in sys.meta_path)'
 
 
 def patched_modules(module_text: str) -> tuple[str, ...] | None:
@@ -81,7 +83,7 @@ def patched_modules(module_text: str) -> tuple[str, ...] | None:
 def lazy_line(names: tuple[str, ...]) -> str:
     """The ``.pth`` line: site.py executes a line that starts with ``import``."""
     source = _SHIM.replace("NAMES", repr(tuple(names)))
-    return f"import sys; exec({source!r}, {{'__name__': {MARKER!r}}})\n"
+    return f"import sys; exec({source!r}, {{'__name__': {MARKER!r}}}) if {_NEEDED} else None\n"
 
 
 def make_lazy(site_packages: Path) -> bool:
@@ -97,17 +99,19 @@ def make_lazy(site_packages: Path) -> bool:
         module_text = (Path(site_packages) / MODULE).read_text(encoding="utf-8")
     except (OSError, UnicodeError):
         return False
-    if MARKER in line:
-        return True
-    if line.strip() != EAGER_LINE:
+    if line.strip() != EAGER_LINE and MARKER not in line:
         return False
     names = patched_modules(module_text)
     if names is None:
         return False
+    wanted = lazy_line(names)
+    if line == wanted:
+        return True
+    # The eager line, or a stand-in written by another overlay-venv version: this version's line.
     mode = os.stat(pth).st_mode & 0o7777
     temporary = pth.with_name(f".{PTH}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(lazy_line(names), encoding="utf-8")
+        temporary.write_text(wanted, encoding="utf-8")
         os.chmod(temporary, mode)
         os.replace(temporary, pth)
     except BaseException:
