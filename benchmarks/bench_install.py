@@ -16,6 +16,14 @@ Rows: plain pip in the overlay; `overlay-venv install` (holds derived from the r
 check afterwards); `overlay-venv install --uv`; and, for reference, `pip install --dry-run` alone: what
 a "resolve first, then install" safety step would add to the pip path. Target: overlay-venv install at
 most 1.2x plain pip (issue 5).
+
+Then one wheel (issue 17): `uv pip install` of one dependency-free wheel from the same wheelhouse into
+a plain venv (`python -m venv --without-pip` on the release's interpreter, release not on its path:
+what uv does at its fastest) against `overlay-venv install --installer uv` of it into an overlay on the
+release, and `overlay-venv install` (pip) for reference: ONE_ROUNDS paired rounds in alternating
+order after one warm-up, each on fresh targets made untimed; the verdict is the median of the
+per-round ratios. Target: at most 2x. `--profile` adds a cProfile of one `install --installer uv` (the
+whole command in-process, top entries by cumulative time), to see what overlay-venv's part costs.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from pathlib import Path
 from _common import Scratch, clean_env, make_base, resolve_python, table, tool_script
 
 TARGET = 1.2  # overlay-venv install / plain pip, median wall time
+ONE_TARGET = 2.0  # overlay-venv install --installer uv / uv pip install into a plain venv, one wheel
 
 
 def base_name(i: int) -> str:
@@ -75,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packages", type=int, default=25, help="new distributions requested (default 25)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per command (default 5)")
     parser.add_argument("--python", default=None, help="base interpreter: a version (3.9 .. 3.13) or a path")
+    parser.add_argument("--one-rounds", type=int, default=9, help="paired rounds of the one-wheel rows (default 9)")
+    parser.add_argument("--only-one", action="store_true", help="only the one-wheel rows")
+    parser.add_argument("--profile", action="store_true", help="also a cProfile of one `install --installer uv`")
     args = parser.parse_args(argv)
     python = resolve_python(args.python)
     cli = tool_script()
@@ -83,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    if args.only_one and not uv_available:
+        raise SystemExit("--only-one needs uv (pip install uv)")
 
     with Scratch("install") as scratch:
         started = time.perf_counter()
@@ -97,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             UV_CACHE_DIR=str(scratch / "uv-cache"),
         )
         sources = ["--no-index", "--find-links", str(wheels)]
+        one_ok = True
+        if uv_available:
+            one_ok = one_wheel(scratch, env, exe, wheels, cli, uv_available, args.one_rounds, args.profile)
+        if args.only_one:
+            return 0 if one_ok else 1
 
         def commands(overlay: Path) -> dict[str, list[str]]:
             pip = [str(overlay / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", *sources]
@@ -165,7 +184,80 @@ def main(argv: list[str] | None = None) -> int:
         )
         same = len({installed[label] for label in labels if label != "pip install --dry-run"}) == 1
         print(f"same set installed by every tool: {'yes' if same else 'NO'}")
-        return 0 if ratio <= TARGET and same else 1
+        return 0 if ratio <= TARGET and same and one_ok else 1
+
+
+def one_wheel(scratch: Path, env: dict, exe: Path, wheels: Path, cli: str, uv: str, rounds: int, profile: bool) -> bool:
+    """The one-wheel rows (see the module docstring); True when within ONE_TARGET."""
+    wheel = make_base.build_wheel(wheels, "bench-one", "1.0")
+    sources = ["--no-index", "--find-links", str(wheels)]
+    plain_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # a plain venv: no release on its path
+    labels = ["uv pip install (plain venv)", "overlay-venv install --installer uv", "overlay-venv install (pip)"]
+    targets = {}
+    for run in range(rounds + 1):
+        venv = scratch / f"one-venv-{run}"
+        subprocess.run([str(exe), "-m", "venv", "--without-pip", str(venv)], env=plain_env, check=True)
+        targets[run, labels[0]] = venv
+        for label in labels[1:]:
+            overlay = scratch / f"one-ov-{run}-{labels.index(label)}"
+            subprocess.run([cli, "create", str(overlay)], env=env, check=True, capture_output=True)
+            targets[run, label] = overlay
+
+    def command(label: str, target: Path) -> tuple[list[str], dict]:
+        if label == labels[0]:
+            return [uv, "pip", "install", "--python", str(target / "bin" / "python"), *sources, "bench-one"], plain_env
+        installer = ["--installer", "uv"] if "uv" in label else []
+        return [cli, "install", "--overlay", str(target), *installer, *sources, "bench-one"], env
+
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    for run in range(rounds + 1):
+        order = labels if run % 2 == 0 else labels[::-1]  # paired, alternating
+        for label in order:
+            cmd, cmd_env = command(label, targets[run, label])
+            begin = time.perf_counter()
+            result = subprocess.run(cmd, env=cmd_env, capture_output=True, text=True)
+            elapsed = time.perf_counter() - begin
+            if result.returncode != 0:
+                raise SystemExit(f"{label} failed:\n{result.stdout}{result.stderr}")
+            if run:
+                times[label].append(elapsed)
+    ratios = {label: [t / base for t, base in zip(times[label], times[labels[0]])] for label in labels}
+    rows = [
+        [
+            label,
+            f"{statistics.median(times[label]) * 1000:.1f} ms",
+            f"{min(times[label]) * 1000:.1f} ms",
+            f"{statistics.median(ratios[label]):.2f}x",
+        ]
+        for label in labels
+    ]
+    print(f"\none wheel ({wheel.name}) from the wheelhouse of {len(list(wheels.iterdir()))}, {rounds} paired rounds:")
+    print(table(["command", "median", "best", "median of per-round ratios"], rows))
+    ratio = statistics.median(ratios[labels[1]])
+    within = ratio <= ONE_TARGET
+    verdict = "within" if within else "OVER"
+    print(f"overlay-venv install --installer uv: {ratio:.2f}x uv pip install ({verdict} the {ONE_TARGET}x target)")
+    if profile:
+        overlay = scratch / "one-profile"
+        subprocess.run([cli, "create", str(overlay)], env=env, check=True, capture_output=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "cProfile",
+            "-s",
+            "cumtime",
+            "-m",
+            "overlay_venv",
+            "install",
+            "-q",
+            "--overlay",
+            str(overlay),
+        ]
+        result = subprocess.run([*cmd, "--installer", "uv", *sources, "bench-one"], env=env, capture_output=True, text=True)
+        print("\ncProfile of one `overlay-venv install --installer uv` (top 40 by cumulative time):")
+        print("\n".join(result.stdout.splitlines()[:48]))
+    print()
+    return within
 
 
 if __name__ == "__main__":
