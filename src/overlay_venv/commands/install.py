@@ -87,7 +87,7 @@ def command(
         overlay-venv install --overlay myenv -r requirements.txt
         overlay-venv install --overlay myenv 'numpy>=2'      # named: shadows the base's numpy
         overlay-venv install tool==2.0 --allow-shadow corelib
-        overlay-venv install --overlay myenv --installer uv tool   # uv installs what pip resolved
+        overlay-venv install --overlay myenv --installer uv tool   # uv resolves, all layers in view
         overlay-venv install --no-index -f ./wheels tool
         overlay-venv install --overlay myenv --no-wait tool  # fail, not wait, if myenv is busy
     """

@@ -30,5 +30,5 @@ def installer_options(function):
     return click.option(
         "--installer",
         metavar="pip|uv",
-        help="What installs: pip, or uv (pip still resolves, with the base visible). Default: $OVERLAY_VENV_INSTALLER, else pip.",
+        help="What installs: pip, or uv (it resolves with every layer in view). Default: $OVERLAY_VENV_INSTALLER, else pip.",
     )(function)
