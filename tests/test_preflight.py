@@ -233,3 +233,24 @@ def test_what_it_says():
     many = [Hold(f"h{i}", f"h{i}", "1", "base", ()) for i in range(10)]
     assert holds_summary(many, [], "unrelated")[0].endswith("h6==1, h7==1, ...")
     assert holds_summary([], [verdict]) == []
+
+
+def test_which_requests_the_pre_flight_judges():
+    from types import SimpleNamespace
+
+    from overlay_venv.operations.install import _index_requests
+
+    layering = SimpleNamespace(distributions=[SimpleNamespace(name="have", version="1.0")], marker_environment=ENV)
+    record = [
+        "tool>=1",
+        "have>=0.5",
+        "-e /src/proj",
+        "./local.whl",
+        "x @ https://e.example/x.whl",
+        'win; sys_platform == "win32"',
+    ]
+    requests = Requests(record=[*record, "mine", "tool<3"], constrained={"mine"})
+    # Not: what is installed and satisfies it (pip keeps it), paths, URLs, editables, markers that do
+    # not apply, names in the user's -c files; a name twice is judged once.
+    assert [str(r) for r in _index_requests(layering, requests, upgrade=False)] == ["tool>=1"]
+    assert [str(r) for r in _index_requests(layering, requests, upgrade=True)] == ["tool>=1", "have>=0.5"]

@@ -60,7 +60,9 @@ def _index_requests(layering, requests, upgrade: bool) -> list:
         except InvalidRequirement:
             continue
         name = canonical_name(requirement.name)
-        if requirement.url or name in found:
+        # A name in the user's own -c file: its versions are the user's to choose, and a bound beside
+        # that constraint could only make pip's answer a conflict between the two.
+        if requirement.url or name in found or name in requests.constrained:
             continue
         if requirement.marker is not None and not requirement.marker.evaluate(layering.marker_environment):
             continue
