@@ -233,6 +233,23 @@ def test_pip_configuration_reaches_uv(rel, tmp_path):
     assert listing(rel, other)["tool"] == ("1.5", "overlay")
 
 
+def test_hash_checked_requirements_stay_with_pip(rel, tmp_path):
+    """uv would get pins without their hashes: pip installs a hash-checked file, and says so."""
+    require_uv()
+    import hashlib
+
+    wheel = rel.wheels / "six-1.17.0-py3-none-any.whl"
+    (tmp_path / "inner.txt").write_text(f"six==1.17.0 --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}\n")
+    (tmp_path / "requirements.txt").write_text("-r inner.txt\n")
+    overlay = make_overlay(rel, tmp_path / "env", install=())
+    sources = ["--no-index", "-f", str(rel.wheels)]
+    args = ["--installer", "uv", *sources, "-r", str(tmp_path / "requirements.txt")]
+    result = overlay_venv("install", "--overlay", str(overlay), *args, env=env_of(rel))
+    assert "overlay-venv: warning: pip installs this: hash-checked requirements (--hash) are checked by pip" in result.stderr
+    site = next((overlay / "lib").glob("python3.*")) / "site-packages"
+    assert (site / "six-1.17.0.dist-info" / "INSTALLER").read_text().strip() == "pip"
+
+
 # --------------------------------------------------------------------------------------------------
 # The pieces, on real uv output
 

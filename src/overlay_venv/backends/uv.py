@@ -104,11 +104,19 @@ class UvBackend(Backend):
         self.binary = binary
 
     def install(self, job: Job) -> Outcome:
+        from .pip import PipBackend
         from .pip_settings import read_pip_settings
-        from .uv_resolve import why_not_uv
+        from .uv_resolve import hash_checked, why_not_uv
 
         if job.provided is None:  # a caller that did not read the layers: pip sees them for us
             return self._install_pip_resolved(job)
+        if hash_checked(job.requirement_args):
+            # uv would get the resolved pins without their hashes: the checking stays with pip.
+            if not job.quiet:
+                from ..messages import warn
+
+                warn("pip installs this: hash-checked requirements (--hash) are checked by pip")
+            return PipBackend().install(job)
         settings = read_pip_settings(job.environ, os.path.dirname(os.path.dirname(job.python)))
         if settings.unsupported:
             return self._fallback(job, f"pip's setting {settings.unsupported} has no uv counterpart")

@@ -188,6 +188,29 @@ def editable_paths(requirement_args: Sequence[str], environ) -> set[str]:
     return found
 
 
+def hash_checked(requirement_args: Sequence[str]) -> bool:
+    """Whether a ``-r`` file (or one it includes) pins hashes (``--hash=sha256:...``)."""
+    args = list(requirement_args)
+    pending = [Path(value) for flag, value in zip(args, args[1:]) if flag in ("-r", "--requirement")]
+    seen: set[str] = set()
+    while pending:
+        path = pending.pop()
+        if os.path.realpath(path) in seen:
+            continue
+        seen.add(os.path.realpath(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeError):
+            continue  # the resolver says so, in its words
+        if "--hash" in text:
+            return True
+        for found in re.finditer(r"^\s*(?:-r|--requirement)(?:\s*=\s*|\s+)(\S+)", text, re.M):
+            nested = found.group(1)
+            if "://" not in nested:
+                pending.append(Path(nested) if os.path.isabs(nested) else path.parent / nested)
+    return False
+
+
 def install_arguments(plan: Sequence[Step], editables: set[str]) -> list[str]:
     """What ``uv pip install --no-deps`` gets for the plan: pins for index distributions, the URL for
     direct references, ``-e`` for the editable projects asked for, ``--reinstall-package`` for "~"."""
