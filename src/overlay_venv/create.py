@@ -143,6 +143,8 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, envir
     except SystemExit as exc:  # virtualenv reports bad arguments or interpreters this way
         raise OverlayError(f"virtualenv could not create an environment for {interpreter} (exit {exc.code})") from None
     except RuntimeError as exc:  # its message carries the interpreter's whole traceback, flattened
+        from .base_python import last_error_line
+
         raise OverlayError(f"virtualenv failed on {interpreter}: {last_error_line(str(exc))}") from None
     except OSError as exc:
         raise OverlayError(f"virtualenv could not write the environment: {describe_os_error(exc)}") from None
@@ -154,64 +156,6 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, envir
         version=".".join(str(part) for part in info.version_info[:3]),
         implementation=info.implementation,
     )
-
-
-# How long an interpreter may take to say what it is. A hanging one (a stale NFS or CVMFS mount)
-# would otherwise hang create, inside virtualenv, for ever.
-PROBE_TIMEOUT_VARIABLE = "OVERLAY_VENV_PROBE_TIMEOUT"
-DEFAULT_PROBE_TIMEOUT = 60.0
-
-
-def probe_timeout() -> float:
-    try:
-        value = float(os.environ.get(PROBE_TIMEOUT_VARIABLE, DEFAULT_PROBE_TIMEOUT))
-    except ValueError:
-        raise OverlayError(f"{PROBE_TIMEOUT_VARIABLE} must be a number of seconds") from None
-    return value if value > 0 else DEFAULT_PROBE_TIMEOUT
-
-
-def last_error_line(text: str) -> str:
-    """The line of a (possibly flattened, repr-escaped) traceback that says what went wrong:
-    ``OSError: [Errno 28] No space left on device``; else the text's first line."""
-    lines = [line.strip(" '\"") for line in text.replace("\\n", "\n").splitlines() if line.strip(" '\"")]
-    for line in reversed(lines):
-        head = line.split(":", 1)[0].rsplit(".", 1)[-1]
-        if head.endswith(("Error", "Exception", "Exit", "Interrupt")) and head.isidentifier():
-            return line
-    return lines[0] if lines else "no message"
-
-
-def probe_interpreter(interpreter: str, environ: dict[str, str], meanwhile: Callable[[], object] = lambda: None) -> None:
-    """Fail in one line, within the probe timeout, unless ``interpreter`` starts and runs code.
-    ``meanwhile`` runs while the interpreter starts (a cold create imports virtualenv then)."""
-    import subprocess  # here: a warm create starts no program
-
-    timeout = probe_timeout()
-    try:
-        proc = subprocess.Popen(
-            [interpreter, "-I", "-c", "import sys"],
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise OverlayError(f"cannot run the interpreter {interpreter}: {describe_os_error(exc)}") from None
-    with proc:
-        try:
-            meanwhile()
-            _out, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise OverlayError(
-                f"the interpreter {interpreter} did not start within {timeout:g} s (a hung filesystem?); "
-                f"set {PROBE_TIMEOUT_VARIABLE}=SECONDS to wait longer"
-            ) from None
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    if proc.returncode != 0:
-        cause = last_error_line(stderr.decode("utf-8", "replace")) if stderr.strip() else f"exit {proc.returncode}"
-        raise OverlayError(f"the interpreter {interpreter} does not run: {cause}")
 
 
 def _import_virtualenv() -> None:
@@ -236,9 +180,12 @@ def build_environment(
         built = skeleton.clone(key, stage, str(dest), lambda cfg: with_prompt(cfg, prompt))
         if built is not None:
             return built
-    probe_interpreter(interpreter, environ, _import_virtualenv)  # virtualenv's own probe has no timeout
-    built = run_virtualenv(stage, interpreter, options, environ)
-    write_startup_hook(stage / built.libs[-1], dest / built.libs[-1], interpreter)
+    from .base_python import BaseInterpreter
+
+    # virtualenv's own probe of the interpreter has no time limit: ours, while virtualenv imports.
+    with BaseInterpreter(interpreter, environ, _import_virtualenv) as base:
+        built = run_virtualenv(stage, interpreter, options, environ)
+        base.compile(write_startup_hook(stage / built.libs[-1], dest / built.libs[-1]))
     if key is not None:
         # Not the files create writes over what virtualenv wrote: a clone would write them twice.
         skeleton.store(key, stage, built, [os.path.join(built.bin_dir, a.filename) for a in ACTIVATORS])
@@ -252,36 +199,29 @@ def with_prompt(cfg: bytes, prompt: str) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-# Compiles (source, name to record in the bytecode) pairs: the name is the module's final path, not
-# the staging path it is compiled at.
-_PRECOMPILE = (
-    "import py_compile, sys\n"
-    "for source, shown in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-    "    py_compile.compile(source, dfile=shown)"
-)
-
-
-def write_startup_hook(site_packages: Path, final_site_packages: Path, interpreter: str, lowers: list = ()) -> None:
+def write_startup_hook(site_packages: Path, final_site_packages: Path, lowers: list = ()) -> list[tuple[Path, Path]]:
     """The start-up hook; ``lowers`` (stack.Lower, top-down) for a stacked overlay, whose hook differs
-    from the skeleton's: a new file then, never written through a hard link into the skeleton cache."""
+    from the skeleton's: a new file then, never written through a hard link into the skeleton cache.
+    Returns the start-up modules to compile, with the paths they will have: by the base interpreter,
+    where bytecode is never written at run time every start would otherwise compile them again (~2.5
+    ms for the hook alone); virtualenv's own start-up module with it."""
     hook = site_packages / HOOK_MODULE
     text = render(HOOK_MODULE + ".j2", repr, version=__version__, lowers=[(lower.path, lower.sites) for lower in lowers])
     hook.unlink(missing_ok=True)
     hook.write_text(text, encoding="utf-8")
     if not (site_packages / HOOK_PTH).exists():
         shutil.copyfile(templates_dir() / HOOK_PTH_TEMPLATE, site_packages / HOOK_PTH)
-    # Compiled now, by the base interpreter: where bytecode is never written at run time
-    # (PYTHONDONTWRITEBYTECODE, an overlay on a read-only or shared filesystem) every start would
-    # otherwise compile the start-up modules again, ~2.5 ms for the hook alone. virtualenv's own
-    # start-up module is compiled in the same run. A failure only costs that time, so it is ignored.
-    import subprocess
+    return [(module, final_site_packages / module.name) for module in [hook, *site_packages.glob("_virtualenv.py")]]
 
-    pairs = []
-    for module in [hook, *site_packages.glob("_virtualenv.py")]:
-        pairs += [str(module), str(final_site_packages / module.name)]
+
+def compile_startup_modules(interpreter: str, pairs: list[tuple[Path, Path]]) -> None:
+    """Compile ``pairs`` with ``interpreter`` in a process of its own; a failure only costs time."""
+    from .base_python import BaseInterpreter
+
     try:
-        subprocess.run([interpreter, "-I", "-c", _PRECOMPILE, *pairs], capture_output=True, check=False, timeout=probe_timeout())
-    except subprocess.TimeoutExpired:
+        with BaseInterpreter(interpreter, dict(os.environ)) as base:
+            base.compile(pairs)
+    except OverlayError:
         pass
 
 
@@ -332,7 +272,8 @@ def _create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
     with Staging(dest) as stage:
         built = build_environment(stage.path, dest, interpreter, options, environ, prompt)
         if lowers:
-            write_startup_hook(stage.path / built.libs[-1], dest / built.libs[-1], interpreter, lowers)
+            pairs = write_startup_hook(stage.path / built.libs[-1], dest / built.libs[-1], lowers)
+            compile_startup_modules(interpreter, pairs)
         bin_dir = stage.path / built.bin_dir
         record = OverlayRecord(
             prompt=prompt,
