@@ -3,8 +3,11 @@
 It reads what pip would read, no more: the simple API of each index (PEP 503 HTML or PEP 691 JSON,
 over ``file://`` and ``http(s)://``), each find-links location (a directory, or a page of links), and
 a release's core metadata where that is cheap: the PEP 658/714 ``.metadata`` file beside a file the
-index marks so, or the METADATA inside a wheel on the local disk. A remote wheel without a metadata
-file, or an sdist, is "not known": the pre-flight then leaves that release to pip.
+index marks so, the METADATA inside a wheel on the local disk, or that of a remote wheel read by HTTP
+range requests (the zip's directory, then the one member: a few KB, as pip's fast-deps reads them).
+An sdist, or a remote wheel whose server ignores ranges, is "not known": the pre-flight then leaves
+that release to pip. Remote reads go 8 ahead of the walk in parallel, each thread on its own
+kept-alive connection (:meth:`IndexClient.reader`).
 
 Which places: the index options given, together with pip's own configuration (``PIP_*`` variables and
 pip.conf files, see :func:`configured_sources`), because pip reads those too. More places than pip

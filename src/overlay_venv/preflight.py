@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Optional
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import unquote, urldefrag, urljoin
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -129,7 +129,8 @@ def parse_html(text: str, page_url: str) -> list[File]:
         # gives None for it, as for a missing one, so presence is asked of the keys.
         key = next((k for k in ("data-core-metadata", "data-dist-info-metadata") if k in anchor), None)
         flag = None if key is None else (anchor[key] or "true")
-        found = _file_of(url.rsplit("/", 1)[-1], url, anchor.get("data-requires-python"), "data-yanked" in anchor, flag)
+        filename = unquote(url.rsplit("/", 1)[-1])  # "tool-1.0%2Bcern-py3-none-any.whl": a local version
+        found = _file_of(filename, url, anchor.get("data-requires-python"), "data-yanked" in anchor, flag)
         if found is not None:
             files.append(found)
     return files
