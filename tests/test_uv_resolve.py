@@ -250,6 +250,29 @@ def test_hash_checked_requirements_stay_with_pip(rel, tmp_path):
     assert (site / "six-1.17.0.dist-info" / "INSTALLER").read_text().strip() == "pip"
 
 
+def test_what_uv_cannot_read_pip_resolves(rel, tmp_path):
+    """A requirements line pip takes and uv refuses (a per-requirement --config-settings): pip
+    resolves, uv installs, said in one line; the overlay ends as with pip alone."""
+    require_uv()
+    (tmp_path / "requirements.txt").write_text("six==1.17.0 --config-settings=editable_mode=compat\n")
+    overlays = {}
+    for installer in ("pip", "uv"):
+        overlays[installer] = make_overlay(rel, tmp_path / installer, install=())
+        args = ["--installer", installer, "--no-index", "-f", str(rel.wheels), "-r", str(tmp_path / "requirements.txt")]
+        result = overlay_venv("install", "--overlay", str(overlays[installer]), *args, env=env_of(rel))
+    said = [line for line in result.stderr.splitlines() if "pip resolves" in line]
+    assert len(said) == 1 and "uv could not resolve it (error: " in said[0], result.stderr
+    assert listing(rel, overlays["uv"]) == listing(rel, overlays["pip"])
+    assert installed_files(overlays["uv"]) == installed_files(overlays["pip"])
+
+
+def test_a_version_uv_cannot_compare_is_named():
+    class Distribution:
+        display_name, version = "oddpkg", "2.0-custom_build"
+
+    assert uv_resolve.why_not_uv([Distribution()]) == "oddpkg 2.0-custom_build is not a PEP 440 version, which uv cannot compare"
+
+
 # --------------------------------------------------------------------------------------------------
 # The pieces, on real uv output
 

@@ -186,7 +186,8 @@ class UvBackend(Backend):
         environ = self._environ(job.environ)
         # Every artifact is named: a local file by its directory, any other by its URL. No index, then:
         # uv would otherwise look on its default one too, for a same-named project.
-        cmd = [self.binary, "pip", "install", "--python", job.python, "--no-deps", *job.index.uv_args(), "--no-index"]
+        cmd = [self.binary, "pip", "install", "--python", job.python, "--no-deps", *job.index.uv_args()]
+        cmd += [] if job.index.no_index else ["--no-index"]  # uv takes it once only
         for place in find_links:
             cmd += ["--find-links", place]
         cmd += ["--quiet"] * job.quiet + arguments
