@@ -9,6 +9,11 @@
 - cold ``create --no-cache`` (virtualenv runs each time) vs ``python -m virtualenv --no-setuptools
   --system-site-packages --python BASE``, virtualenv's app data warm. Target: at most 1.0x.
 
+overlay-venv runs twice: as this interpreter's console script, and installed on its own (as pipx or
+the README's own venv installs it: an interpreter that sees only overlay-venv and its dependencies,
+so no other package's .pth files run at its start); the cold pair then compares with virtualenv
+installed on its own too.
+
 Every command runs once per round, in an order rotated each round; one warm-up round is discarded.
 Each ratio is the median of the per-round ratios of its pair, so a burst of load from elsewhere hits
 both sides of a pair alike. uv's cache is warmed offline from virtualenv's embedded wheels and the
@@ -35,8 +40,16 @@ COLD = "overlay-venv create --no-cache"
 UV = "uv venv --seed --offline --system-site-packages"
 CP = "cp -al of a finished overlay"
 VIRTUALENV = "virtualenv --no-setuptools --system-site-packages"
+OWN = ", installed on its own"  # as pipx (or a venv of its own, README) installs it
 # (ours, peer, target ratio)
-PAIRS = [(WARM, UV, 1.5), (WARM, CP, 3.0), (COLD, VIRTUALENV, 1.0)]
+PAIRS = [
+    (WARM, UV, 1.5),
+    (WARM, CP, 3.0),
+    (COLD, VIRTUALENV, 1.0),
+    (WARM + OWN, UV, 1.5),
+    (WARM + OWN, CP, 3.0),
+    (COLD + OWN, VIRTUALENV + OWN, 1.0),
+]
 
 
 def find_links() -> list[str]:
@@ -45,24 +58,21 @@ def find_links() -> list[str]:
     return ["--find-links", os.path.dirname(embed.__file__), "--find-links", str(_common.ROOT / ".test-wheels")]
 
 
-def commands(base: str, work: Path, finished: Path, uv: str) -> dict[str, list[str]]:
+def commands(base: str, work: Path, finished: Path, uv: str, isolated: Path) -> dict[str, list[str]]:
     tool = _common.tool_script()
+    virtualenv = ["-m", "virtualenv", "--no-setuptools", "--system-site-packages", "--quiet", "--python", base]
     return {
         WARM: [tool, "create", str(work / "warm")],
         COLD: [tool, "create", "--no-cache", str(work / "cold")],
-        UV: [uv, "venv", "--seed", "--offline", *find_links(), "--system-site-packages", "--quiet", "--python", base, str(work / "uv")],
-        CP: ["cp", "-al", str(finished), str(work / "cp")],
-        VIRTUALENV: [
-            sys.executable,
-            "-m",
-            "virtualenv",
-            "--no-setuptools",
-            "--system-site-packages",
-            "--quiet",
-            "--python",
-            base,
-            str(work / "virtualenv"),
+        UV: [
+            *[uv, "venv", "--seed", "--offline", *find_links(), "--system-site-packages", "--quiet"],
+            *["--python", base, str(work / "uv")],
         ],
+        CP: ["cp", "-al", str(finished), str(work / "cp")],
+        VIRTUALENV: [sys.executable, *virtualenv, str(work / "virtualenv")],
+        WARM + OWN: [str(isolated), "create", str(work / "warm-own")],
+        COLD + OWN: [str(isolated), "create", "--no-cache", str(work / "cold-own")],
+        VIRTUALENV + OWN: [str(isolated.parent / "python"), *virtualenv, str(work / "virtualenv-own")],
     }
 
 
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         finished = scratch / "finished" / "env"
         finished.parent.mkdir()
         _common.run([_common.tool_script(), "create", str(finished)], env)
-        cmds = commands(str(release.python), work, finished, uv)
+        cmds = commands(str(release.python), work, finished, uv, _common.isolated_tool(scratch))
         names = list(cmds)
         times: dict[str, list[float]] = {name: [] for name in names}
         for round_ in range(1 + args.runs):

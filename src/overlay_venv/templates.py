@@ -16,14 +16,13 @@ always was: the output is the same either way (tests/test_templates.py compares 
 from __future__ import annotations
 
 import functools
-import hashlib
 import marshal
 import os
 import sys
 from pathlib import Path
 
 from . import __version__, template_program
-from .cachedir import cache_dir
+from .cachedir import cache_dir, sha256
 
 PROGRAM_SUFFIX = ".program"
 
@@ -96,7 +95,7 @@ def _jinja2_identity() -> bytes:
 
 
 def program_key(source: bytes) -> str:
-    digest = hashlib.sha256(source)
+    digest = sha256(source)
     facts = [template_program.FORMAT, __version__, marshal.version, sys.version_info[:2]]
     digest.update(repr(facts).encode() + _jinja2_identity())
     return digest.hexdigest()[:32]
