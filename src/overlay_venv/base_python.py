@@ -25,11 +25,11 @@ DEFAULT_PROBE_TIMEOUT = 60.0
 _READY = b"overlay-venv: ready\n"
 # Says it runs, then compiles the (source, name to record in the bytecode) pairs it is sent: the
 # name is the module's final path, not the staging path it is compiled at.
+# py_compile is imported before it says so: while create still imports virtualenv.
 _SERVE = (
-    "import os, sys\n"
+    "import os, sys, py_compile\n"
     f"sys.stdout.buffer.write({_READY!r}); sys.stdout.flush()\n"
     "items = [os.fsdecode(item) for item in sys.stdin.buffer.read().split(b'\\0') if item]\n"
-    "import py_compile\n"
     "for source, shown in zip(items[::2], items[1::2]):\n"
     "    py_compile.compile(source, dfile=shown)\n"
 )
