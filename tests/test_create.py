@@ -195,3 +195,16 @@ def test_a_warm_create_starts_no_program_and_does_not_import_jinja2(release39, t
     assert len(execs) == 1 and sys.executable in execs[0], execs
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
     assert "overlay_venv.templates" in imported and not [name for name in imported if name.startswith("jinja2")]
+
+
+def test_a_cold_create_compiles_the_start_up_modules_under_their_final_paths(release39, tmp_path):
+    """The base interpreter that passed the probe compiles them, naming where they will be, not the
+    staging directory."""
+    dest = tmp_path / "env"
+    overlay_venv("create", "--no-cache", str(dest), env=release39.env())
+    site = next((dest / "lib").glob("python3.*")) / "site-packages"
+    show = "import marshal, sys; print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)"
+    for name in ("_overlay_venv_hook", "_virtualenv"):
+        pyc = next((site / "__pycache__").glob(f"{name}.*.pyc"))
+        shown = subprocess.run([str(release39.python), "-c", show, str(pyc)], capture_output=True, text=True, check=True)
+        assert shown.stdout.strip() == str(site / f"{name}.py")
