@@ -74,8 +74,8 @@ def command(
     Before pip runs, the releases of a requested package whose own requirements exclude a held version
     are left out of pip's way (one note line says so), so pip does not backtrack through them; when
     nothing you allow fits, it refuses at once. When no version set fits, it says which base packages
-    pin what and what you can do, and leaves the overlay exactly as it was. Afterwards it shows what the overlay now shadows and runs the check of
-    `overlay-venv check`. The requests are recorded in NAME/overlay-venv.json.
+    pin what and what you can do, and leaves the overlay exactly as it was. Afterwards it shows what
+    the overlay now shadows and runs the check of `overlay-venv check`. The requests are recorded in NAME/overlay-venv.json.
 
     All or nothing: if pip fails, is interrupted (Ctrl-C) or the disk fills up, the overlay is rolled
     back to what it was; if overlay-venv is killed, pip dies with it and the next command rolls back.
