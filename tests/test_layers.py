@@ -856,3 +856,100 @@ def test_the_probe_brings_back_any_path_in_any_locale(release, overlay, tmp_path
     env = release.env(PYTHONPATH=os.pathsep.join([*map(str, odd), str(release.site)]), LANG="C", LC_ALL="C")
     info = run_probe(str(overlay / "bin" / "python"), env)
     assert [entry for entry in info.sys_path if entry in map(str, odd)] == [str(d) for d in odd]
+
+
+# --------------------------------------------------------------------------------------------------
+# Markers of the common shapes, evaluated without packaging.markers (layers/markers.py): the same
+# answers as packaging on generated markers and environments.
+
+_MARKER_VARIABLES = [
+    "extra", "python_version", "python_full_version", "sys_platform", "platform_system", "os_name",
+    "implementation_name", "platform_python_implementation", "platform_machine", "platform_release",
+]  # fmt: skip
+_MARKER_OPS = ["==", "!=", "<", "<=", ">", ">=", "~=", "===", "in", "not in"]
+_MARKER_VALUES = [
+    "docs", "Docs_X", "docs-x", "v1", "1", "3", "3.6", "3.9", "3.10", "3.9.18", "3.13.0rc1", "3.*", "3.9.*",
+    "linux", "win32", "Linux", "Windows", "cpython", "CPython", "PyPy", "x86_64", "posix", "", "a b", "1.0.post1",
+]  # fmt: skip
+_MARKER_ENVIRONMENTS = [
+    {**ENV39, "python_full_version": full, "python_version": short, "sys_platform": platform, "extra": extra,
+     "platform_system": "Linux", "implementation_name": "cpython", "platform_python_implementation": "CPython",
+     "platform_machine": "x86_64", "platform_release": "6.1.0", "platform_version": "#1 SMP",
+     "implementation_version": full.rstrip("+")}
+    for short, full in (("3.9", "3.9.18"), ("3.13", "3.13.0rc1"), ("3.11", "3.11.7+"))
+    for platform in ("linux", "win32")
+    for extra in ("", "docs", "Docs.X")
+]  # fmt: skip
+
+
+_VERSIONS_ONLY = [value for value in _MARKER_VALUES if value[:1].isdigit()]
+_NAMES_ONLY = [value for value in _MARKER_VALUES if not value[:1].isdigit() and value != "v1"]
+
+
+@st.composite
+def _marker_texts(draw, depth=0, common=False):
+    """Markers of any of the pieces above; ``common``: only the shapes markers.py evaluates itself."""
+    if depth < 2 and draw(st.integers(0, 2)) == 0:
+        left, right = draw(_marker_texts(depth + 1, common)), draw(_marker_texts(depth + 1, common))
+        joined = f"{left}{draw(_SPACE)} {draw(st.sampled_from(['and', 'or']))} {draw(_SPACE)}{right}"
+        return f"({joined})" if draw(st.booleans()) else joined
+    quote = draw(st.sampled_from(["'", '"']))
+    if common:
+        variable = draw(st.sampled_from(_MARKER_VARIABLES[:-1]))
+        if variable.startswith("python_"):
+            op, value = draw(st.sampled_from(_MARKER_OPS[:7])), draw(st.sampled_from(_VERSIONS_ONLY))
+        else:
+            op, value = draw(st.sampled_from(["==", "!="])), draw(st.sampled_from(_NAMES_ONLY))
+    else:
+        variable, op, value = (draw(st.sampled_from(options)) for options in (_MARKER_VARIABLES, _MARKER_OPS, _MARKER_VALUES))
+    text = f"{variable}{draw(_SPACE)} {op} {draw(_SPACE)}{quote}{value}{quote}"
+    return f"({text})" if draw(st.booleans()) else text
+
+
+def _outcome(marker, environment):
+    try:
+        return marker.evaluate(environment)
+    except Exception as exc:
+        return type(exc).__name__
+
+
+@settings(max_examples=300, deadline=None)
+@given(_marker_texts() | _marker_texts(common=True))
+def test_simple_markers_evaluate_as_packaging_does(text):
+    from packaging.markers import Marker
+
+    from overlay_venv.layers.markers import simple_marker
+
+    ours = simple_marker(text)
+    if ours is None:
+        return  # packaging's Marker evaluates it
+    theirs = Marker(text)  # what this module accepts, packaging parses
+    assert str(ours) == str(theirs)
+    for environment in _MARKER_ENVIRONMENTS:
+        assert _outcome(ours, environment) == _outcome(theirs, environment), environment
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'extra == "docs"',
+        "extra == 'test'",
+        'python_version < "3.10"',
+        'sys_platform == "win32" and python_version >= "3.8"',
+        "(platform_python_implementation != \"PyPy\") and extra == 'testing'",
+        'python_version >= "3.6" or (os_name == "nt" and extra == "win")',
+    ],
+)
+def test_the_common_markers_take_the_simple_path(text):
+    from overlay_venv.layers.markers import simple_marker
+
+    assert simple_marker(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text", ['"3.6" <= python_version', 'extra == "1"', 'platform_release >= "5"', 'os_name in "posix"', "extra == 'a' and", ""]
+)
+def test_other_markers_are_left_to_packaging(text):
+    from overlay_venv.layers.markers import simple_marker
+
+    assert simple_marker(text) is None

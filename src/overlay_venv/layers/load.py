@@ -79,10 +79,11 @@ def load_layering(
         from .scan import Found, copy_of, scan_entry
 
         if requirements:
-            import packaging.markers  # noqa: F401
-            import packaging.specifiers  # noqa: F401
+            import packaging.specifiers  # noqa: F401  (packaging.markers only if a marker needs it)
 
-            from . import requirements as _  # noqa: F401  (its patterns compile meanwhile)
+            # Their patterns compile meanwhile.
+            from . import markers as _  # noqa: F401
+            from . import requirements as __  # noqa: F401
         own_sites = [str(overlay / rel) for rel in record.site_packages]
         lower_sites = [site for lower in record.lowers for site in lower.sites]
         for directory in [*own_sites, *lower_sites, *(pythonpath or "").split(SEPARATOR)]:

@@ -25,7 +25,7 @@ class Requirement:
     project: str = ""  # the name as written
     extras: frozenset[str] = frozenset()  # canonical
     specifier: Any = None  # packaging.specifiers.SpecifierSet
-    marker: Any = None  # packaging.markers.Marker
+    marker: Any = None  # packaging.markers.Marker, or a markers.SimpleMarker (same evaluate and str)
     url: Optional[str] = None
     written_extras: tuple[str, ...] = ()  # as written, for messages
 
@@ -80,12 +80,18 @@ def _specifier_set(text: str, factory):
 
 
 def _marker(text: str):
-    # Releases repeat a few dozen marker texts thousands of times; parse each once.
+    # Releases repeat a few dozen marker texts thousands of times; parse each once. The common shapes
+    # without packaging.markers (markers.py: its import is ~12 ms of every `check`).
     marker = _markers.get(text)
     if marker is None:
-        from packaging.markers import Marker
+        from .markers import simple_marker
 
-        marker = _markers[text] = Marker(text)
+        marker = simple_marker(text)
+        if marker is None:
+            from packaging.markers import Marker
+
+            marker = Marker(text)
+        _markers[text] = marker
     return marker
 
 
