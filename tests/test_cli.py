@@ -106,6 +106,25 @@ def test_the_version_fast_path_answers_as_click_does(args):
         assert entry.returncode == 0 and entry.stdout == f"overlay-venv, version {__version__}\n".encode() and entry.stderr == b""
 
 
+def broken_pipe_run(argv: list[str]) -> subprocess.CompletedProcess:
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: the first write fails with EPIPE
+    try:
+        return subprocess.run(argv, stdout=write, stderr=subprocess.PIPE)
+    finally:
+        os.close(write)
+
+
+def test_the_version_fast_path_meets_a_gone_reader_or_a_closed_stdout_as_click_does():
+    entry, through_click = [sys.executable, "-m", "overlay_venv", "--version"], [sys.executable, "-c", CLICK_ONLY, "--version"]
+    piped = [broken_pipe_run(argv) for argv in (entry, through_click)]
+    assert [(r.returncode, r.stderr) for r in piped] == [(1, b""), (1, b"")]
+    closed = [subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *argv], capture_output=True) for argv in (entry, through_click)]
+    assert [(r.returncode, r.stderr) for r in closed] == [(0, b""), (0, b"")]
+
+
 def test_completion_of_version_is_left_to_click():
     # A shell asking for completions of `overlay-venv --version`: click's completion answers, not the version.
     env = {"_OVERLAY_VENV_COMPLETE": "bash_complete", "COMP_WORDS": "overlay-venv --version", "COMP_CWORD": "1"}

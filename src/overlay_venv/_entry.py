@@ -30,8 +30,16 @@ def _version_fast_path() -> bool:
         return False
     from . import __version__
 
-    sys.stdout.write(VERSION_LINE.format(version=__version__))
-    sys.stdout.flush()
+    if sys.stdout is None:  # stdout closed: click.echo writes nothing, and the status stays 0
+        return True
+    try:
+        sys.stdout.write(VERSION_LINE.format(version=__version__))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # As click's main: a reader gone is exit 1 without a word; what is still buffered goes to
+        # /dev/null, so the interpreter's last flush does not complain either (Python's advice).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     return True
 
 
