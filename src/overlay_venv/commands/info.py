@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 
 @click.command("info")
-@click.argument("name", required=False, type=click.Path(path_type=Path))
+@click.argument("name", required=False, type=click.Path())  # a str: pathlib is imported when info runs
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
-def command(name: Path | None, as_json: bool) -> None:
+def command(name: str | None, as_json: bool) -> None:
     """Show what the overlay NAME (default: the active one) was built on, and whether this shell
     still has that release.
 
