@@ -84,7 +84,7 @@ from overlay_venv import _entry
 _entry._drop_pythonpath_entries()
 import overlay_venv.cli                       # click and the command modules
 T1 = time.perf_counter()
-import overlay_venv.create as c               # jinja2 and the templates, the skeleton cache
+import overlay_venv.create as c               # the templates (no jinja2 once cached), the skeleton cache
 T2 = time.perf_counter()
 
 from pathlib import Path
@@ -101,22 +101,21 @@ def wrap(owner, name, label):
     setattr(owner, name, timed)
 wrap(c, "check_destination", "check_destination")
 wrap(c, "find_interpreter", "find_interpreter")
-wrap(a.Staging, "__enter__", "Staging.__enter__ (stale scan, janitor sh spawn, mkdir)")
+wrap(a.Staging, "__enter__", "Staging.__enter__ (stale scan, janitor fork, mkdir)")
 wrap(s, "skeleton_key", "skeleton_key")
-wrap(s, "clone", "skeleton.clone (link pip, copy bin/, re-point scripts)")
+wrap(s, "clone", "skeleton.clone (link pip, write bin/ and pyvenv.cfg for the final place)")
 wrap(c, "run_virtualenv", "run_virtualenv (only when no skeleton fits)")
-wrap(c, "write_activation_scripts", "write_activation_scripts (jinja2 render)")
-wrap(c, "write_relocate_script", "write_relocate_script (jinja2 render)")
+wrap(c, "write_activation_scripts", "write_activation_scripts (render from the cached templates)")
+wrap(c, "write_relocate_script", "write_relocate_script")
 wrap(c, "write_record", "write_record")
-wrap(c, "repoint", "repoint (shebangs, pyvenv.cfg at the final place)")
-wrap(c, "write_pyvenv_prompt", "write_pyvenv_prompt")
+wrap(c, "repoint", "repoint (what populate or virtualenv wrote, at the final place)")
 wrap(a.Staging, "commit", "Staging.commit (rename)")
 wrap(a.Staging, "__exit__", "Staging.__exit__ (janitor wait)")
 T3 = time.perf_counter()
 c.create_overlay(c.CreateOptions(dest=Path(sys.argv[1])))
 T4 = time.perf_counter()
 print(f"import overlay_venv.cli (click, command modules)\t{T1 - T0:.4f}")
-print(f"import overlay_venv.create (jinja2, templates, skeleton)\t{T2 - T1:.4f}")
+print(f"import overlay_venv.create (templates, skeleton)\t{T2 - T1:.4f}")
 for label, seconds in stages:
     print(f"  {label}\t{seconds:.4f}")
 print(f"create_overlay total\t{T4 - T3:.4f}")
