@@ -28,14 +28,14 @@ def read_headers(path: str) -> dict[str, list[str]]:
         data = os.read(fd, _CHUNK)
         end = _HEADER_END.search(data)
         if end is None:  # no blank line yet: the headers may go on (or the file has no body)
-            parts = [data]
-            while True:
-                more = os.read(fd, 1 << 20)
-                if not more:
-                    break
-                parts.append(more)
-            data = b"".join(parts)
-            end = _HEADER_END.search(data)
+            more = os.read(fd, 1 << 20)  # b"" at the end of the file, read by nothing but its length
+            if more:
+                parts = [data, more]
+                while more:
+                    more = os.read(fd, 1 << 20)
+                    parts.append(more)
+                data = b"".join(parts)
+                end = _HEADER_END.search(data)
     finally:
         os.close(fd)
     text = (data[: end.start()] if end else data).decode("utf-8", "replace")
@@ -97,15 +97,11 @@ def scan_entry(entry: str) -> list[Found]:
         try:
             if name.endswith(".dist-info"):
                 headers = read_headers(location + "/METADATA")
-                fallback_name, fallback_version = _from_dirname(name)
-                found.append(
-                    Found(
-                        (headers.get("name") or [fallback_name])[0],
-                        (headers.get("version") or [fallback_version])[0],
-                        location,
-                        tuple(headers.get("requires-dist", ())),
-                    )
-                )
+                names, versions = headers.get("name"), headers.get("version")
+                if not (names and versions):  # the directory's name says what the headers do not
+                    fallback_name, fallback_version = _from_dirname(name)
+                    names, versions = names or [fallback_name], versions or [fallback_version]
+                found.append(Found(names[0], versions[0], location, tuple(headers.get("requires-dist", ()))))
             elif name.endswith(".egg-info"):
                 if os.path.isdir(location):
                     item = _egg_info(location)
