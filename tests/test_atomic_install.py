@@ -355,6 +355,7 @@ def test_ctrl_c_rolls_back_with_a_true_message(release39, wheels, tmp_path):
     time.sleep(0.3)
     os.killpg(process.pid, signal.SIGINT)
     _out, err = process.communicate()
+    assert err.strip(), f"no message at all; exit status {process.returncode}"
     last = err.strip().splitlines()[-1]
     assert process.returncode != 0, err
     assert last.endswith(("rolled back: the overlay is as it was before", "nothing was installed; the overlay is unchanged")), err
