@@ -57,6 +57,7 @@ def command(name: str | None, imports: bool, timeout: float, jobs: int | None, a
     layering = load_layering(find_overlay(Path(name) if name else None), requirements=True)
     # Imported after the layers are read: what runs before the probe starts delays the whole command.
     from ..layers import JSON_FORMAT, check_requirements, import_targets, problem_json, run_imports
+
     warnings: list[str] = []
     problems = check_requirements(layering.distributions, layering.marker_environment, warnings)
     results = None

@@ -35,6 +35,7 @@ def command(name: str | None, overlay_only: bool, shadowed: bool, as_json: bool)
     layering = load_layering(find_overlay(Path(name) if name else None))
     # Imported after the layers are read: what runs before the probe starts delays the whole command.
     from ..layers import JSON_FORMAT, align, colour_enabled, distribution_json, pythonpath_note
+
     rows = [
         dist
         for dist in layering.distributions
