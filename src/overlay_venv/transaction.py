@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 import shutil
 import signal
 import stat
@@ -142,7 +141,7 @@ class Transaction:
 
     def commit(self) -> None:
         """The install is complete: drop the snapshot. The rename is the moment it counts as done."""
-        done = self.overlay / f"{DONE_PREFIX}{secrets.token_hex(4)}"
+        done = self.overlay / f"{DONE_PREFIX}{os.urandom(4).hex()}"  # not secrets: it loads OpenSSL (hmac)
         os.rename(self.path, done)
         self.open = False
         _rmtree(done)
@@ -192,7 +191,7 @@ def begin(overlay: Path, dirs: list[str], command: str) -> Transaction:
     remove_leftovers(overlay)
     if (overlay / TXN).exists():  # the caller holds the lock, so this is an interrupted one
         restore(overlay, overlay / TXN)
-    new = overlay / f"{NEW_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    new = overlay / f"{NEW_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     present = [name for name in dirs if _is_real_dir(overlay / name)]
     manifest = {
         "command": command,
@@ -244,7 +243,7 @@ def restore(overlay: Path, txn: Path) -> None:
         partial = overlay / f".{name}.restore"
         shutil.copy2(txn / "files" / name, partial)
         os.replace(partial, overlay / name)
-    done = overlay / f"{DONE_PREFIX}{secrets.token_hex(4)}"
+    done = overlay / f"{DONE_PREFIX}{os.urandom(4).hex()}"
     os.rename(txn, done)
     _rmtree(done)
 
