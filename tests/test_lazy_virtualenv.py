@@ -41,7 +41,7 @@ def overlays(release, tmp_path_factory) -> dict[str, Path]:
     """Three overlays on the release: as created, made lazy, and with virtualenv's .pth removed."""
     parent = tmp_path_factory.mktemp(f"lazy{release.minor}")
     made = {kind: make_overlay(release, parent / kind, install=()) for kind in KINDS}
-    for overlay in made.values():
+    for kind, overlay in made.items():
         site = site_packages(overlay)
         if not (site / PTH).exists():
             # virtualenv writes its patch only for bases below 3.10; on 3.13 the files are put in as it
@@ -49,7 +49,13 @@ def overlays(release, tmp_path_factory) -> dict[str, Path]:
             # tested on the newer interpreter too.
             assert release.minor != "3.9"
             shutil.copyfile(VIRTUALENV_MODULE, site / "_virtualenv.py")
-            (site / PTH).write_text(EAGER_LINE)
+        elif kind == "lazy":
+            # create itself makes the line lazy (before the skeleton is cached, so clones are too).
+            assert MARKER in (site / PTH).read_text(), "create left virtualenv's patch eager"
+            continue
+        # The eager line as virtualenv writes it, in a new file: the old one is linked to the skeleton cache.
+        (site / PTH).unlink(missing_ok=True)
+        (site / PTH).write_text(EAGER_LINE)
     assert make_lazy(site_packages(made["lazy"]))
     (site_packages(made["unpatched"]) / PTH).unlink()
     return made
@@ -154,6 +160,9 @@ def test_the_line_is_replaced_by_a_new_file_once(release, tmp_path):
     if release.minor != "3.9":  # nothing written by virtualenv, nothing to do
         assert not (site / PTH).exists() and not make_lazy(site) and not (site / PTH).exists()
         return
+    assert MARKER in (site / PTH).read_text()  # create made it lazy; put virtualenv's line back
+    (site / PTH).unlink()
+    (site / PTH).write_text(EAGER_LINE + "\n")
     module_before = (site / "_virtualenv.py").read_bytes()
     linked = tmp_path / "linked.pth"  # stands for the skeleton cache's copy, which a clone hard-links
     os.link(site / PTH, linked)

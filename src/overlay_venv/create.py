@@ -181,10 +181,13 @@ def build_environment(
         if built is not None:
             return built
     from .base_python import BaseInterpreter
+    from .lazy_virtualenv import make_lazy
 
     # virtualenv's own probe of the interpreter has no time limit: ours, while virtualenv imports.
     with BaseInterpreter(interpreter, environ, _import_virtualenv) as base:
         built = run_virtualenv(stage, interpreter, options, environ)
+        # Before the skeleton is stored: its clones carry the lazy line (see lazy_virtualenv).
+        make_lazy(stage / built.libs[-1])
         base.compile(write_startup_hook(stage / built.libs[-1], dest / built.libs[-1]))
     if key is not None:
         # Not the files create writes over what virtualenv wrote: a clone would write them twice.

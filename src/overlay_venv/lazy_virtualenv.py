@@ -17,7 +17,6 @@ directly. ``_virtualenv.py`` itself is not touched, and the overlay needs nothin
 
 from __future__ import annotations
 
-import ast
 import os
 from pathlib import Path
 
@@ -63,6 +62,8 @@ _NEEDED = '"_virtualenv" not in sys.modules and not any(getattr(f, "lazy_virtual
 def patched_modules(module_text: str) -> tuple[str, ...] | None:
     """The names in ``_virtualenv.py``'s ``_DISTUTILS_PATCH`` tuple of strings, None if it has no such
     literal (a virtualenv whose patch works some other way: then it is left eager)."""
+    import ast  # here, not at the top: a warm create imports this module for the skeleton key only
+
     try:
         tree = ast.parse(module_text)
     except SyntaxError:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from . import __version__
 from .cachedir import cache_dir, sha256
+from .lazy_virtualenv import lazy_line
 from .relocate import files_naming, repointed_cfg, repointed_script
 from .templates import templates_dir
 
@@ -90,6 +91,8 @@ def skeleton_key(interpreter: str, system_site_packages: bool, pip: bool) -> str
         # The start-up hook is part of the skeleton: a changed hook must not be cloned as the old one.
         for name in HOOK_FILES:
             digest.update((templates_dir() / name).read_bytes())
+        # So is the lazy _virtualenv line: skeletons cached with the eager (or an older) line are not cloned.
+        digest.update(lazy_line(()).encode())
     except (OSError, ImportError):
         return None
     facts = [MANIFEST_FORMAT, __version__, interpreter, real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
