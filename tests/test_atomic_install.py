@@ -539,6 +539,87 @@ def test_commit_keeps_what_was_installed_and_leaves_nothing_behind(tmp_path):
     assert sorted(os.listdir(overlay)) == ["bin", "lib", "overlay-venv.json", "pyvenv.cfg", "share"]
 
 
+def staging_beside(overlay: Path) -> list[str]:
+    return [name for name in os.listdir(overlay.parent) if name.startswith(".overlay-venv-tmp-")]
+
+
+def wait_removed(overlay: Path, seconds: float = 30.0) -> list[str]:
+    """The snapshots still beside ``overlay`` after waiting up to ``seconds`` for them to go (a wait,
+    not a timing: the removal runs detached)."""
+    deadline = time.monotonic() + seconds
+    while staging_beside(overlay) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return staging_beside(overlay)
+
+
+def test_commit_moves_the_snapshot_out_of_the_overlay_and_a_detached_child_removes_it(tmp_path):
+    """The overlay is clean the moment commit returns; the snapshot, renamed beside it under a staging
+    name, is removed by a grandchild (not waited for), which leaves no zombie child of ours."""
+    overlay = fake_overlay(tmp_path / "ov")
+    txn = transaction.begin(overlay, transaction.scheme_dirs("bin", ["lib/python3.9/site-packages"]), "test")
+    install_into(overlay)
+    txn.commit()
+    assert not txn.open and not transaction.interrupted(overlay)
+    assert sorted(os.listdir(overlay)) == ["bin", "lib", "overlay-venv.json", "pyvenv.cfg", "share"]
+    assert wait_removed(overlay) == []
+    assert sorted(os.listdir(tmp_path)) == ["ov"]
+    try:  # the middle child was waited for, and the grandchild is not ours: no zombie to reap
+        reaped = os.waitpid(-1, os.WNOHANG)[0]
+    except ChildProcessError:
+        reaped = 0
+    assert reaped == 0
+
+
+def test_a_snapshot_that_cannot_leave_the_overlay_is_removed_before_commit_returns(tmp_path, monkeypatch):
+    """Where the rename beside the overlay fails (the overlay a mount point: EXDEV; a parent not
+    writable), the snapshot is renamed to a done name inside and removed at once, as before."""
+    overlay = fake_overlay(tmp_path / "ov")
+    txn = transaction.begin(overlay, transaction.scheme_dirs("bin", ["lib/python3.9/site-packages"]), "test")
+    install_into(overlay)
+    real_rename = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        if Path(dst).parent != overlay:
+            raise OSError(18, "Invalid cross-device link", str(dst))
+        return real_rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(transaction.os, "rename", rename)
+    txn.commit()
+    assert sorted(os.listdir(overlay)) == ["bin", "lib", "overlay-venv.json", "pyvenv.cfg", "share"]
+    assert sorted(os.listdir(tmp_path)) == ["ov"]
+
+
+def test_with_other_threads_running_the_snapshot_is_removed_without_forking(tmp_path, monkeypatch):
+    overlay = fake_overlay(tmp_path / "ov")
+    txn = transaction.begin(overlay, transaction.scheme_dirs("bin", ["lib/python3.9/site-packages"]), "test")
+    install_into(overlay)
+    monkeypatch.setattr(transaction.os, "fork", lambda: pytest.fail("forked with a thread running"))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        txn.commit()
+    finally:
+        stop.set()
+        other.join()
+    assert sorted(os.listdir(tmp_path)) == ["ov"]
+
+
+def test_a_snapshot_left_beside_the_overlay_by_a_killed_remover_is_cleared_by_the_next_command(tmp_path):
+    """The detached remover killed (a batch system ending the whole job): what it left carries our
+    pid in its staging name, so the next command that locks an overlay there removes it, and no
+    recovery reads it as an interrupted install."""
+    from overlay_venv.atomic import staging_name
+
+    overlay = fake_overlay(tmp_path / "ov")
+    left = tmp_path / staging_name(pid=dead_pid())
+    (left / "tree" / "bin").mkdir(parents=True)
+    (left / "manifest.json").write_text('{"dirs": ["bin"], "absent": [], "files": []}')
+    with overlay_lock(overlay, "the next install"):
+        assert not left.exists()
+    assert (overlay / "bin" / "tool").read_text() == "old tool"
+
+
 def test_an_unchanged_overlay_is_reported_as_unchanged(tmp_path):
     overlay = fake_overlay(tmp_path / "ov")
     txn = transaction.begin(overlay, transaction.scheme_dirs("bin", ["lib/python3.9/site-packages"]), "test")
