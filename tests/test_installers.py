@@ -94,3 +94,82 @@ def test_an_unknown_installer_is_a_usage_error(release39, tmp_path):
         "install", "--overlay", str(overlay), "six", env={**env, "OVERLAY_VENV_INSTALLER": "conda"}, check=False
     )
     assert result.returncode == 2 and "unknown installer 'conda'" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# The pre-flight asks the overlay's interpreter for wheel tags only when they decide something
+
+
+def _preflight_case(tmp_path, monkeypatch, wheel_names):
+    """preflight() of `install` on a find-links directory of ``wheel_names`` (requests: each name's
+    project), with the interpreter's tag question counted rather than asked."""
+    from types import SimpleNamespace
+
+    from conftest import make_base
+
+    from overlay_venv.operations import install as operation
+
+    wheels = tmp_path / "wheels"
+    built = make_base.build_wheel(tmp_path / "build", "pkg", "1.0", requires=("corelib>=1",))
+    wheels.mkdir()
+    for name in wheel_names:
+        (wheels / name).write_bytes(built.read_bytes())
+    asked = []
+    real_tags = [str(tag) for tag in __import__("packaging.tags").tags.sys_tags()]
+    monkeypatch.setattr(operation, "interpreter_tags", lambda layering: asked.append(layering) or real_tags)
+    layering = SimpleNamespace(
+        environ={"PIP_CONFIG_FILE": "/dev/null", "HOME": str(tmp_path)},
+        overlay=tmp_path / "ov",
+        interpreter=SimpleNamespace(tags=None),
+        marker_environment={"python_full_version": "3.9.18", "python_version": "3.9"},
+        distributions=[],
+    )
+    requests = SimpleNamespace(record=["pkg"], constrained=set())
+    holds = [SimpleNamespace(name="corelib", version="1.0")]
+    index = backends.IndexOptions(None, (), (str(wheels),), True)
+    return operation, layering, requests, holds, index, asked
+
+
+def test_a_pure_python_wheel_is_judged_without_asking_for_tags(tmp_path, monkeypatch):
+    operation, layering, requests, holds, index, asked = _preflight_case(tmp_path, monkeypatch, ["pkg-1.0-py3-none-any.whl"])
+    verdicts = operation.preflight(layering, requests, holds, index, ask_tags=True)
+    assert asked == [] and [verdict.name for verdict in verdicts] == ["pkg"]
+    assert [release.version for release in verdicts[0].ruled_out] == []  # judged: 1.0 fits corelib 1.0
+
+
+def test_a_binary_wheel_asks_for_the_tags_once(tmp_path, monkeypatch):
+    names = ["pkg-1.0-cp39-cp39-manylinux_2_17_x86_64.whl", "pkg-1.0-cp39-cp39-win_amd64.whl"]
+    operation, layering, requests, holds, index, asked = _preflight_case(tmp_path, monkeypatch, names)
+    operation.preflight(layering, requests, holds, index, ask_tags=True)
+    assert asked == [layering]
+    asked.clear()
+    operation.preflight(layering, requests, holds, index)  # rebuild's: pure wheels only, as before
+    assert asked == []
+
+
+def test_tags_matter_only_for_a_wheel_that_is_not_pure_or_a_version_with_two_wheels():
+    from packaging.tags import sys_tags
+    from packaging.version import Version
+
+    from overlay_venv.operations.install import tags_needed
+    from overlay_venv.preflight import SDIST, WHEEL, File, candidates
+
+    def wheel(version, tag):
+        return File("pkg", Version(version), WHEEL, f"pkg-{version}-{tag}.whl", frozenset(tag.split("|")))
+
+    sdist = File("pkg", Version("1.0"), SDIST, "pkg-1.0.tar.gz")
+    python = ".".join(map(str, sys.version_info[:3]))
+    major, minor = sys.version_info[:2]
+    pure_sets = [
+        [wheel("1.0", "py3-none-any"), sdist, wheel("2.0", f"py{major}{minor}-none-any")],
+        [wheel("1.0", "py2-none-any|py3-none-any")],
+        [sdist],
+        [],
+    ]
+    tags = [str(tag) for tag in sys_tags()]
+    for files in pure_sets:
+        assert not tags_needed(files, python)
+        assert candidates(files, None, python) == candidates(files, tags, python)  # the same answer either way
+    assert tags_needed([wheel("1.0", "cp39-cp39-manylinux_2_17_x86_64")], python)
+    assert tags_needed([wheel("1.0", "py2-none-any")], python)  # not this interpreter's: tags say no
+    assert tags_needed([wheel("1.0", "py3-none-any"), wheel("1.0", f"py{major}{minor}-none-any")], python)  # ranked

@@ -72,9 +72,11 @@ def _index_requests(layering, requests, upgrade: bool) -> list:
     return list(found.values())
 
 
-def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
+def preflight(layering, requests, holds: Sequence, index: IndexOptions, ask_tags: bool = False) -> list:
     """Judge each index request's releases against ``holds`` before pip runs (see
-    :mod:`overlay_venv.preflight`); [] when there is nothing to judge or a place cannot be read."""
+    :mod:`overlay_venv.preflight`); [] when there is nothing to judge or a place cannot be read.
+    Wheels are judged by ``layering.interpreter.tags``; without them (a layering read without tags)
+    only pure-Python ones are, unless ``ask_tags``: the interpreter is then asked when they matter."""
     import os
     import time
 
@@ -89,6 +91,7 @@ def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
     if not wanted:
         return []
     tags = getattr(layering.interpreter, "tags", None)
+    asked = tags is not None or not ask_tags
     client = IndexClient(all_sources(index, layering.environ, str(layering.overlay)), PREFLIGHT_READ_TIMEOUT)
     budget = Budget(time.monotonic() + PREFLIGHT_SECONDS)
     verdicts = []
@@ -97,6 +100,8 @@ def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
             files = client.files(canonical_name(requirement.name))
             environment = layering.marker_environment
             python = environment.get("python_full_version", "3")
+            if not asked and tags_needed(files, python):
+                tags, asked = interpreter_tags(layering), True
             fetch = client.reader([file for _, file in candidates(files, tags, python) if file is not None])
             verdicts.append(judge(requirement, files, held, environment, fetch, budget, tags, index.pre))
     except Unreadable:
@@ -106,9 +111,40 @@ def preflight(layering, requests, holds: Sequence, index: IndexOptions) -> list:
     return verdicts
 
 
-def run_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOptions, backend: Backend, quiet: bool) -> Guarded:
+def tags_needed(files, python_full_version: str) -> bool:
+    """Would the wheel tags change what the pre-flight picks from ``files``? Not when every wheel is
+    pure Python for this interpreter's major version and no version has two wheels: such a wheel fits
+    whatever the tags (every interpreter's tags include ``pyX-none-any`` and ``pyXY-none-any``; see
+    ``preflight.compatible``) and one wheel per version leaves nothing to rank (an sdist ranks last
+    anyway). The usual small project, then, costs no tags: asking for them is ~35 ms of importing
+    packaging.tags in the overlay's interpreter."""
+    from ..preflight import WHEEL
+
+    major, minor = python_full_version.split(".")[:2]
+    pure = {f"py{major}-none-any", f"py{major}{minor}-none-any"}
+    versions = set()
+    for file in files:
+        if file.kind != WHEEL:
+            continue
+        if not file.tags & pure or file.version in versions:
+            return True
+        versions.add(file.version)
+    return False
+
+
+def interpreter_tags(layering):
+    """The overlay interpreter's wheel tags, asked for only when :func:`tags_needed` says so (one more
+    interpreter start); None when it cannot say (no packaging there), as the probe says it."""
+    from ..layers.probe import probe
+
+    return probe(layering.python, layering.environ, tags=True).tags
+
+
+def run_guarded(
+    layering, requests, allow_shadow: Sequence[str], index: IndexOptions, backend: Backend, quiet: bool, ask_tags: bool = False
+) -> Guarded:
     """Hold every base distribution others depend on (except the named and ``allow_shadow``) and run
-    ``backend`` on ``requests`` in the overlay ``layering`` describes."""
+    ``backend`` on ``requests`` in the overlay ``layering`` describes (``ask_tags``: see :func:`preflight`)."""
     from ..holds import constraints_text, derive_holds
 
     warnings: list[str] = []
@@ -121,7 +157,7 @@ def run_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOpt
     )
     from ..holds import preflight_note
 
-    verdicts = preflight(layering, requests, holds, index)
+    verdicts = preflight(layering, requests, holds, index, ask_tags)
     notes = [note for note in (preflight_note(verdict, holds) for verdict in verdicts) if note]
     if any(verdict.refused for verdict in verdicts):
         return Guarded(layering, requests, holds, Outcome(1, ""), warnings, verdicts, notes)
@@ -182,15 +218,15 @@ def install(
     from ..transaction import all_or_nothing, begin, scheme_dirs
 
     record = read_record(overlay)
-    # Wheel tags too (~30 ms in the same interpreter start): the pre-flight judges wheels by them.
-    layering = load_layering(overlay, requirements=True, tags=True)
+    # No wheel tags: the pre-flight asks for them only if it meets a wheel they decide (tags_needed).
+    layering = load_layering(overlay, requirements=True)
     pth_files = pth_files_of(layering)
     # What was already broken, computed while the installer runs: only new breakage is reported after.
     broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
     txn = begin(overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
 
     def work() -> InstallResult:
-        run = run_guarded(layering, requests, allow_shadow, index, backend, quiet)
+        run = run_guarded(layering, requests, allow_shadow, index, backend, quiet, ask_tags=True)
         if run.refused:
             state = txn.rollback()
             raise OverlayError(f"no release that works with the base's held packages: {state}", details=failure_details(run))
