@@ -59,8 +59,8 @@ LOADED = """\
 import json, sys
 sys.argv = ["overlay-venv", *sys.argv[1:]]
 try:
-    from overlay_venv._entry import main
-    main()
+    from overlay_venv._entry import run
+    run()
 except SystemExit:
     pass
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("overlay_venv", "jinja2", "virtualenv", "packaging", "click")))))
@@ -154,3 +154,24 @@ def test_a_commands_help_costs_the_group_and_its_own_module_alone(name):
 def test_an_unknown_command_is_a_usage_error():
     result = subprocess.run([sys.executable, "-m", "overlay_venv", "crate", "x"], capture_output=True, text=True)
     assert result.returncode == 2 and "No such command 'crate'" in result.stderr
+
+
+# The console script's quick exit (_entry._exit_now): taken only when Python's own exit would do nothing for us.
+QUICK_EXIT = {
+    "plain": ("import sys; sys.stdout.write('all of it' * 20000)", "all of it" * 20000, 3),
+    "atexit": ("import atexit; atexit.register(lambda: print('atexit ran'))", "atexit ran\n", 0),
+    "thread": (
+        "import threading, time; threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()",
+        "thread done\n",
+        0,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(QUICK_EXIT))
+def test_the_quick_exit_keeps_output_and_leaves_atexit_and_threads_to_python(case):
+    setup, out, status = QUICK_EXIT[case]
+    # Whatever .pth files of the test interpreter registered at start is not the case under test.
+    code = f"import atexit; atexit._clear()\n{setup}\nfrom overlay_venv._entry import _exit_now\n_exit_now(3)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (result.stdout, result.returncode) == (out, status), result.stderr
