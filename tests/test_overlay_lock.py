@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from capabilities import require_capability
 from conftest import overlay_venv
 
 from overlay_venv.errors import OverlayError
@@ -211,3 +212,82 @@ def test_install_waits_or_fails_with_no_wait_on_a_held_overlay(release39, tmp_pa
     finally:
         process.kill()
         process.wait()
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.fixture(params=["setpriv", "python"])
+def guard_kind(request, monkeypatch):
+    """Each guard in turn: setpriv and sh where setpriv takes --pdeathsig, else the Python one."""
+    from overlay_venv import overlay_lock as module
+
+    if request.param == "setpriv":
+        if not module._setpriv():
+            require_capability("setpriv", "util-linux setpriv with --pdeathsig")
+    else:
+        monkeypatch.setattr(module, "_setpriv_found", [None])
+    return request.param
+
+
+def test_each_guard_runs_the_command_and_says_when_it_cannot(guard_kind, tmp_path):
+    assert (guarded(["x"])[0] == sys.executable) == (guard_kind == "python")
+    result = subprocess.run(
+        guarded(["sh", "-c", 'printf "%s|" "$@"; exit 3', "sh", "a b", "$(x)"]), capture_output=True, text=True
+    )
+    assert (result.stdout, result.returncode) == ("a b|$(x)|", 3)
+    missing = subprocess.run(guarded([str(tmp_path / "nothing")]), capture_output=True, text=True)
+    assert missing.returncode == 127 and "cannot run" in missing.stderr
+
+
+def test_each_guard_runs_nothing_when_its_parent_is_already_gone(guard_kind, tmp_path):
+    """The parent died before the death signal was set: the guard sees another parent and stops."""
+    cmd = guarded(["touch", str(tmp_path / "ran")])
+    cmd[cmd.index(str(os.getpid()))] = str(dead_pid())
+    assert subprocess.run(cmd).returncode == 137
+    assert not (tmp_path / "ran").exists()
+
+
+def test_each_guard_child_dies_with_its_parent(guard_kind, tmp_path):
+    """A parent (one Python process) starts a guarded sleep and is SIGKILLed: the sleep goes too."""
+    from overlay_venv import overlay_lock as module
+
+    script = (
+        "import subprocess, sys, time\n"
+        "from overlay_venv import overlay_lock as m\n"
+        f"m._setpriv_found[:] = [{module._setpriv()!r}]\n"
+        "child = subprocess.Popen(m.guarded(['sleep', '60']))\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 10  # until the guard has set the signal and exec'd sleep
+    while comm(child) != "sleep" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert comm(child) == "sleep"
+    parent.kill()
+    parent.wait()
+    assert gone_within(child, 5.0), "the guarded child outlived its parent"
+
+
+def test_a_setpriv_without_pdeathsig_is_not_used(tmp_path, monkeypatch):
+    from overlay_venv import overlay_lock as module
+
+    fake = tmp_path / "setpriv"
+    fake.write_text("#!/bin/sh\necho 'setpriv from util-linux 2.32: --reuid --regid'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(module, "_setpriv_found", [])
+    assert guarded(["true"])[0] == sys.executable
