@@ -140,21 +140,12 @@ def interpreter_tags(layering):
     return probe(layering.python, layering.environ, tags=True).tags
 
 
-@dataclass
-class Plan:
-    """What holds the base in one guarded run, decided before the installer runs."""
-
-    holds: list
-    warnings: list[str]
-    verdicts: list  # preflight.Verdict per request the pre-flight judged
-    notes: list[str]  # one line per request it steered to an older release
-
-
-def plan_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOptions, ask_tags: bool = False) -> Plan:
-    """The holds (every base distribution others depend on, except the named and ``allow_shadow``)
-    and the pre-flight's verdicts on them (``ask_tags``: see :func:`preflight`). Reads only: no layer
-    and no overlay is written, so ``install`` runs it while it snapshots the overlay."""
-    from ..holds import derive_holds, preflight_note
+def run_guarded(
+    layering, requests, allow_shadow: Sequence[str], index: IndexOptions, backend: Backend, quiet: bool, ask_tags: bool = False
+) -> Guarded:
+    """Hold every base distribution others depend on (except the named and ``allow_shadow``) and run
+    ``backend`` on ``requests`` in the overlay ``layering`` describes (``ask_tags``: see :func:`preflight`)."""
+    from ..holds import constraints_text, derive_holds
 
     warnings: list[str] = []
     holds = derive_holds(
@@ -164,16 +155,10 @@ def plan_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOp
         allowed=allow_shadow,
         warnings=warnings,
     )
+    from ..holds import preflight_note
+
     verdicts = preflight(layering, requests, holds, index, ask_tags)
     notes = [note for note in (preflight_note(verdict, holds) for verdict in verdicts) if note]
-    return Plan(holds, warnings, verdicts, notes)
-
-
-def run_planned(layering, requests, plan: Plan, index: IndexOptions, backend: Backend, quiet: bool) -> Guarded:
-    """Run ``backend`` on ``requests`` in the overlay ``layering`` describes, held as ``plan`` says."""
-    from ..holds import constraints_text
-
-    holds, warnings, verdicts, notes = plan.holds, plan.warnings, plan.verdicts, plan.notes
     if any(verdict.refused for verdict in verdicts):
         return Guarded(layering, requests, holds, Outcome(1, ""), warnings, verdicts, notes)
     # The releases the pre-flight ruled out stay out of pip's way: `tool<=0.8.0` beside the holds.
@@ -188,12 +173,6 @@ def run_planned(layering, requests, plan: Plan, index: IndexOptions, backend: Ba
         job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet, provided, requested)
         outcome = backend.install(job)
     return Guarded(layering, requests, holds, outcome, warnings, verdicts, notes)
-
-
-def run_guarded(layering, requests, allow_shadow: Sequence[str], index: IndexOptions, backend: Backend, quiet: bool) -> Guarded:
-    """Hold every base distribution others depend on (except the named and ``allow_shadow``) and run
-    ``backend`` on ``requests`` in the overlay ``layering`` describes."""
-    return run_planned(layering, requests, plan_guarded(layering, requests, allow_shadow, index), index, backend, quiet)
 
 
 def failure_details(run: Guarded, command: str = "overlay-venv install", fallback: bool = True) -> list[str]:
@@ -244,14 +223,10 @@ def install(
     pth_files = pth_files_of(layering)
     # What was already broken, computed while the installer runs: only new breakage is reported after.
     broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
-    # The holds and the pre-flight (Python work, reads only) while the snapshot is taken (system calls,
-    # which free the GIL): on two cores most of the snapshot's time is hidden. Nothing is installed
-    # before both are done.
-    planned = run_in_background(plan_guarded, layering, requests, allow_shadow, index, True)
     txn = begin(overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
 
     def work() -> InstallResult:
-        run = run_planned(layering, requests, planned(), index, backend, quiet)
+        run = run_guarded(layering, requests, allow_shadow, index, backend, quiet, ask_tags=True)
         if run.refused:
             state = txn.rollback()
             raise OverlayError(f"no release that works with the base's held packages: {state}", details=failure_details(run))
