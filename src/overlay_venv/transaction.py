@@ -69,31 +69,33 @@ _NO_LINKS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES
 def _link_tree(source: str, target: str) -> None:
     """A copy of ``source`` made of hard links (``.pth`` files copied, see the module docstring), or
     of copies from the first file a filesystem refuses to link (AFS, some network filesystems)."""
-    linking = True
     os.mkdir(target)
     shutil.copystat(source, target, follow_symlinks=False)
-    for dirpath, dirnames, filenames in os.walk(source):
-        rel = os.path.relpath(dirpath, source)
-        into = target if rel == "." else os.path.join(target, rel)
-        for name in dirnames + filenames:
-            src, dst = os.path.join(dirpath, name), os.path.join(into, name)
-            mode = os.lstat(src).st_mode
-            if stat.S_ISLNK(mode):
+    _link_entries(source, target, [True])
+
+
+def _link_entries(source: str, target: str, linking: list[bool]) -> None:
+    # scandir's entry types come with the listing (d_type): no lstat a file, as os.walk would need
+    # beside ours; symlinks to directories are recreated as links, not followed.
+    with os.scandir(source) as entries:
+        for entry in entries:
+            src, dst = entry.path, os.path.join(target, entry.name)
+            if entry.is_symlink():
                 os.symlink(os.readlink(src), dst)
-            elif stat.S_ISDIR(mode):
+            elif entry.is_dir(follow_symlinks=False):
                 os.mkdir(dst)
                 shutil.copystat(src, dst, follow_symlinks=False)
-            elif name.endswith(".pth") or not linking:
-                shutil.copy2(src, dst)
+                _link_entries(src, dst, linking)
+            elif entry.name.endswith(".pth") or not linking[0]:
+                shutil.copy2(src, dst, follow_symlinks=False)
             else:
                 try:
                     os.link(src, dst, follow_symlinks=False)
                 except OSError as exc:
                     if exc.errno not in _NO_LINKS:
                         raise
-                    linking = False
-                    shutil.copy2(src, dst)
-        # os.walk does not descend into symlinks to directories, which were recreated as links above
+                    linking[0] = False
+                    shutil.copy2(src, dst, follow_symlinks=False)
 
 
 def _rmtree(path: Path) -> None:
