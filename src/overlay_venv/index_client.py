@@ -18,7 +18,6 @@ that cannot be read makes the whole pre-flight give up (:class:`Unreadable`) and
 from __future__ import annotations
 
 import base64
-import configparser
 import io
 import os
 import threading
@@ -43,54 +42,15 @@ class Unreadable(Exception):
     """A place pip would look cannot be read: the pre-flight cannot know every release."""
 
 
-def _split(value: str) -> list[str]:
-    return value.split()
-
-
-def _true(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def config_files(environ: Mapping[str, str], prefix: Optional[str]) -> list[str]:
-    """pip's configuration files, in the order pip applies them (later wins)."""
-    given = environ.get("PIP_CONFIG_FILE")
-    if given == os.devnull:
-        return []  # pip's documented way to load none at all
-    home = environ.get("HOME", os.path.expanduser("~"))
-    xdg_dirs = environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":")
-    files = [os.path.join(d, "pip", "pip.conf") for d in xdg_dirs if d] + ["/etc/pip.conf"]
-    files += [os.path.join(home, ".pip", "pip.conf")]
-    files += [os.path.join(environ.get("XDG_CONFIG_HOME", os.path.join(home, ".config")), "pip", "pip.conf")]
-    if prefix:
-        files.append(os.path.join(prefix, "pip.conf"))
-    if given:
-        files.append(given)
-    return files
-
-
 def configured_sources(environ: Mapping[str, str], prefix: Optional[str] = None) -> Sources:
-    """The index options pip's configuration gives (files, then ``PIP_*`` variables): index-url,
-    extra-index-url, find-links and no-index from the [global] and [install] sections."""
-    values: dict[str, str] = {}
-    for path in config_files(environ, prefix):
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeError):
-            continue
-        for section in ("global", "install"):
-            if parser.has_section(section):
-                values.update(parser.items(section))
-    for key in ("index-url", "extra-index-url", "find-links", "no-index"):
-        variable = "PIP_" + key.upper().replace("-", "_")
-        if variable in environ:
-            values[key] = environ[variable]
-    return Sources(
-        values.get("index-url") or None,
-        tuple(_split(values.get("extra-index-url", ""))),
-        tuple(_split(values.get("find-links", ""))),
-        _true(values.get("no-index", "")),
-    )
+    """The index options pip's configuration gives (files, then ``PIP_*`` variables), read as the uv
+    backend reads them for uv (:mod:`overlay_venv.backends.pip_settings`)."""
+    from .backends.pip_settings import UnreadableConfig, pip_values, sources_of
+
+    try:
+        return sources_of(pip_values(environ, prefix))
+    except UnreadableConfig as exc:
+        raise Unreadable(f"pip's configuration file {exc}") from None
 
 
 def all_sources(given: Sources, environ: Mapping[str, str], prefix: Optional[str]) -> Sources:

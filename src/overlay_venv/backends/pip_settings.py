@@ -50,7 +50,7 @@ class PipSettings:
         return args
 
 
-def config_files(environ: Mapping[str, str], prefix: str) -> list[Path]:
+def config_files(environ: Mapping[str, str], prefix: Optional[str]) -> list[Path]:
     """pip's configuration files for an environment at ``prefix``, in loading order (later wins).
 
     ``PIP_CONFIG_FILE=os.devnull`` loads none; a ``PIP_CONFIG_FILE`` that exists replaces the user's
@@ -65,7 +65,8 @@ def config_files(environ: Mapping[str, str], prefix: str) -> list[Path]:
         home = environ.get("HOME") or os.path.expanduser("~")
         config_home = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
         files += [Path(home, ".pip", "pip.conf"), Path(config_home, "pip", "pip.conf")]
-    files.append(Path(prefix, "pip.conf"))
+    if prefix:
+        files.append(Path(prefix, "pip.conf"))
     if named:
         files.append(Path(named))
     return files
@@ -75,8 +76,18 @@ def _key(name: str) -> str:
     return name.lower().replace("_", "-").lstrip("-")
 
 
-def read_pip_settings(environ: Mapping[str, str], prefix: str) -> PipSettings:
-    """The settings pip would apply to ``pip install`` in the environment at ``prefix``."""
+class UnreadableConfig(Exception):
+    """A pip configuration file that exists and cannot be read (pip itself would stop on it)."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        super().__init__(f"{path} ({exc.__class__.__name__})")
+        self.path = path
+
+
+def pip_values(environ: Mapping[str, str], prefix: Optional[str]) -> dict[str, tuple[str, str]]:
+    """What pip's configuration sets for ``pip install``: key -> (value, where it was set), in pip's
+    order (files merged, later winning; ``[install]`` over ``[global]``; ``PIP_*`` over both).
+    Raises UnreadableConfig for a file pip could not read either."""
     merged: dict[str, tuple[str, str]] = {}  # "section.key" -> (value, where)
     for path in config_files(environ, prefix):
         if not path.is_file():
@@ -85,7 +96,7 @@ def read_pip_settings(environ: Mapping[str, str], prefix: str) -> PipSettings:
         try:
             parser.read(path, encoding="utf-8")
         except (configparser.Error, UnicodeError, OSError) as exc:
-            return PipSettings(unsupported=f"an unreadable pip configuration file {path} ({exc.__class__.__name__})")
+            raise UnreadableConfig(path, exc) from None
         for section in parser.sections():
             for key, value in parser.items(section):
                 merged[f"{section}.{_key(key)}"] = (value, str(path))
@@ -98,17 +109,35 @@ def read_pip_settings(environ: Mapping[str, str], prefix: str) -> PipSettings:
     for name, value in environ.items():
         if name.startswith("PIP_") and name != "PIP_CONFIG_FILE":
             values[_key(name[4:])] = (value, f"${name}")
+    return values
+
+
+def _listed(values: Mapping[str, tuple[str, str]], key: str) -> tuple[str, ...]:
+    return tuple(values[key][0].split()) if key in values else ()
+
+
+def _flag(values: Mapping[str, tuple[str, str]], key: str) -> bool:
+    return key in values and values[key][0].strip().lower() in _TRUE
+
+
+def sources_of(values: Mapping[str, tuple[str, str]]) -> Sources:
+    """Where :func:`pip_values` says pip takes packages from."""
+    index_url = values["index-url"][0].strip() if "index-url" in values else None
+    return Sources(
+        index_url or None, _listed(values, "extra-index-url"), _listed(values, "find-links"), _flag(values, "no-index")
+    )
+
+
+def read_pip_settings(environ: Mapping[str, str], prefix: str) -> PipSettings:
+    """The settings pip would apply to ``pip install`` in the environment at ``prefix``."""
+    try:
+        values = pip_values(environ, prefix)
+    except UnreadableConfig as exc:
+        return PipSettings(unsupported=f"an unreadable pip configuration file {exc}")
     for key, (_, where) in sorted(values.items()):
         if key not in HARMLESS and key not in TRANSLATED:
             return PipSettings(unsupported=f"{key} ({where})")
-
-    def listed(key: str) -> tuple[str, ...]:
-        return tuple(values[key][0].split()) if key in values else ()
-
-    def flag(key: str) -> bool:
-        return key in values and values[key][0].strip().lower() in _TRUE
-
-    index_url = values["index-url"][0].strip() if "index-url" in values else None
-    sources = Sources(index_url or None, listed("extra-index-url"), listed("find-links"), flag("no-index"))
     cert = values["cert"][0].strip() if "cert" in values else None
-    return PipSettings(sources, flag("pre"), listed("constraint"), listed("trusted-host"), cert or None)
+    return PipSettings(
+        sources_of(values), _flag(values, "pre"), _listed(values, "constraint"), _listed(values, "trusted-host"), cert or None
+    )

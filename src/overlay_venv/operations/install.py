@@ -92,7 +92,11 @@ def preflight(layering, requests, holds: Sequence, index: IndexOptions, ask_tags
         return []
     tags = getattr(layering.interpreter, "tags", None)
     asked = tags is not None or not ask_tags
-    client = IndexClient(all_sources(index, layering.environ, str(layering.overlay)), PREFLIGHT_READ_TIMEOUT)
+    try:
+        sources = all_sources(index, layering.environ, str(layering.overlay))
+    except Unreadable:
+        return []  # pip's configuration is unreadable: pip will say so itself
+    client = IndexClient(sources, PREFLIGHT_READ_TIMEOUT)
     budget = Budget(time.monotonic() + PREFLIGHT_SECONDS)
     verdicts = []
     try:
