@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import Scratch, clean_env, make_base, resolve_python, table, tool_script
+from _common import Scratch, clean_env, make_base, resolve_python, table, timed, tool_script
 
 TARGET = 1.2  # overlay-venv install / plain pip, median wall time
 ONE_TARGET = 2.0  # overlay-venv install --installer uv / uv pip install into a plain venv, one wheel
@@ -154,12 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             order = labels[run % len(labels) :] + labels[: run % len(labels)]  # interleaved, rotating
             for label in order:
                 overlay = overlays[run, label]
-                cmd = commands(overlay)[label]
-                begin = time.perf_counter()
-                result = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                elapsed = time.perf_counter() - begin
-                if result.returncode != 0:
-                    raise SystemExit(f"{label} failed:\n{result.stdout}{result.stderr}")
+                elapsed = timed(commands(overlay)[label], env)
                 if run:
                     times[label].append(elapsed)
                 site_dir = next((overlay / "lib").glob("python3.*")) / "site-packages"
@@ -234,12 +229,7 @@ def one_wheel(scratch: Path, env: dict, exe: Path, wheels: Path, cli: str, uv: s
             order = labels if run % 2 == 0 else labels[::-1]  # paired, alternating
             for label in order:
                 target = targets[run, label]
-                cmd, cmd_env = command(label, target)
-                begin = time.perf_counter()
-                result = subprocess.run(cmd, env=cmd_env, capture_output=True, text=True)
-                elapsed = time.perf_counter() - begin
-                if result.returncode != 0:
-                    raise SystemExit(f"{label} failed:\n{result.stdout}{result.stderr}")
+                elapsed = timed(*command(label, target))
                 if run:
                     times[label].append(elapsed)
                 if mode == "again":
