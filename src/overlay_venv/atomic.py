@@ -155,18 +155,25 @@ def _janitor_child(read_end: int, paths: list[bytes]) -> None:
             comm.write(JANITOR_NAME)
     except OSError:
         pass
-    # Stdin is the pipe, stdout and stderr /dev/null, nothing else of ours stays open.
-    os.dup2(read_end, 0)
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-    os.closerange(3, _fd_limit())
+    keep_no_descriptors(stdin=read_end)
     while os.read(0, 512):  # nothing is ever written: this returns at EOF, our end closed
         pass
     for _round in range(JANITOR_ROUNDS):
         for path in paths:
             shutil.rmtree(path, ignore_errors=True)
         time.sleep(1)
+
+
+def keep_no_descriptors(stdin: int | None = None) -> None:
+    """In a detached child: stdin is ``stdin`` (else /dev/null), stdout and stderr /dev/null, and
+    nothing else of the parent's stays open (not its stdout: a caller reading it would wait for us;
+    not a lock: the next command would)."""
+    if stdin is not None:
+        os.dup2(stdin, 0)  # before /dev/null is opened: it could otherwise take a closed 0 and be overwritten
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (1, 2) if stdin is not None else (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, _fd_limit())
 
 
 def _fd_limit() -> int:

@@ -107,7 +107,7 @@ def _remove_detached(path: Path) -> None:
     caller reading it would wait for the removal), so our exit does not wait for it; here when other
     threads run (forking is unsafe then) or fork fails. The middle child exits at once, so none of
     them is left a zombie of a long-lived caller."""
-    from .atomic import _fd_limit, threading_active
+    from .atomic import keep_no_descriptors, threading_active
 
     if threading_active():
         _rmtree(path)
@@ -123,10 +123,7 @@ def _remove_detached(path: Path) -> None:
     try:  # the child: never returns into our caller's code
         os.setsid()  # a Ctrl-C to our terminal must not leave the removal half done (the next command would finish it)
         if os.fork() == 0:
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.closerange(3, _fd_limit())
+            keep_no_descriptors()
             _rmtree(path)
     finally:
         os._exit(0)
