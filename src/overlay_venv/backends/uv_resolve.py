@@ -133,10 +133,9 @@ def view_for(python: str, provided: Sequence[Any], workdir: Path) -> Path:
     cache (one a overlay, named by its real path's digest; an install holds the overlay's lock, so one
     writer at a time), else in ``workdir``. Views whose overlay is gone (a rebuild's staging copy, a
     removed overlay) are removed on the way."""
-    import hashlib
     import shutil
 
-    from ..cachedir import cache_dir
+    from ..cachedir import cache_dir, sha256
 
     overlay = os.path.realpath(os.path.dirname(os.path.dirname(python)))
     root = cache_dir("uv-views")
@@ -148,7 +147,7 @@ def view_for(python: str, provided: Sequence[Any], workdir: Path) -> Path:
         for entry in views:
             if entry.is_dir(follow_symlinks=False) and not os.path.exists(os.path.join(entry.path, ".overlay")):
                 shutil.rmtree(entry.path, ignore_errors=True)
-    view = root / hashlib.sha256(overlay.encode()).hexdigest()[:20]
+    view = root / sha256(overlay.encode()).hexdigest()[:20]
     view.mkdir(exist_ok=True)
     if not os.path.islink(view / ".overlay"):  # first: another install prunes a view without one
         os.symlink(overlay, view / ".overlay")
