@@ -54,7 +54,6 @@ class Outcome:
     returncode: int
     output: str  # everything the tools printed, stdout and stderr interleaved
     held_back: str = ""  # the failure block, not shown yet (the caller shows it, or explains instead)
-    stage: str = "install"  # "resolve" when the failure came from a resolver run before any install
     tool: str = ""  # the tool that failed, when a backend knows ("pip" resolving for uv); else the backend's name
     conflict: Any = None  # a holds.Conflict the backend read from its tool's failure (uv's words), else None
 

@@ -152,7 +152,7 @@ class UvBackend(Backend):
         if not resolved.ok:
             if NO_SOLUTION in resolved.output:
                 held = failure_block(resolved.output)
-                return Outcome(resolved.returncode, resolved.output, held, "resolve", UV, parse_uv_conflict(resolved.output))
+                return Outcome(resolved.returncode, resolved.output, held, UV, parse_uv_conflict(resolved.output))
             said = failure_block(resolved.output).partition("\n")[0] or f"exit status {resolved.returncode}"
             return self._fallback(job, f"uv could not resolve it ({said})")
         plan = read_plan(resolved.output)
@@ -174,7 +174,7 @@ class UvBackend(Backend):
         report_file = job.workdir / "report.json"
         resolved = run_streaming(self.pip_command(job, "--dry-run", "--report", str(report_file)), job.environ, job.quiet)
         if not resolved.ok:
-            resolved.stage, resolved.tool = "resolve", "pip"
+            resolved.tool = "pip"  # uv never ran
             return resolved
         try:
             report = json.loads(report_file.read_text(encoding="utf-8"))

@@ -149,7 +149,7 @@ def run_guarded(
 ) -> Guarded:
     """Hold every base distribution others depend on (except the named and ``allow_shadow``) and run
     ``backend`` on ``requests`` in the overlay ``layering`` describes (``ask_tags``: see :func:`preflight`)."""
-    from ..holds import constraints_text, derive_holds
+    from ..holds import constraints_text, derive_holds, preflight_note
 
     warnings: list[str] = []
     holds = derive_holds(
@@ -159,8 +159,6 @@ def run_guarded(
         allowed=allow_shadow,
         warnings=warnings,
     )
-    from ..holds import preflight_note
-
     verdicts = preflight(layering, requests, holds, index, ask_tags)
     notes = [note for note in (preflight_note(verdict, holds) for verdict in verdicts) if note]
     if any(verdict.refused for verdict in verdicts):
@@ -235,7 +233,7 @@ def install(
             state = txn.rollback()
             raise OverlayError(f"no release that works with the base's held packages: {state}", details=failure_details(run))
         if not run.outcome.ok:
-            who = run.outcome.tool or ("uv" if backend.name == "uv" and run.outcome.stage == "install" else "pip")
+            who = run.outcome.tool or backend.name
             state = txn.rollback()
             raise OverlayError(f"{who} failed (exit status {run.outcome.returncode}): {state}", details=failure_details(run))
         secure_scripts(overlay / record.bin_dir)
