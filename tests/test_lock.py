@@ -628,7 +628,7 @@ def test_a_lock_that_cannot_be_put_in_place_leaves_no_partial_file(locked, tmp_p
     from click.testing import CliRunner
 
     import overlay_venv.operations.lock
-    from overlay_venv.commands.lock import command
+    from overlay_venv.cli import cli
 
     overlay, _, _, _ = locked
     monkeypatch.setattr(overlay_venv.operations.lock, "make_lock", lambda *args, **kwargs: Lock((package("alpha"),)))
@@ -637,7 +637,7 @@ def test_a_lock_that_cannot_be_put_in_place_leaves_no_partial_file(locked, tmp_p
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(os, "replace", refuse)
-    result = CliRunner().invoke(command, [str(overlay), "-o", str(tmp_path / "pylock.toml")])
+    result = CliRunner().invoke(cli, ["lock", str(overlay), "-o", str(tmp_path / "pylock.toml")])
     assert result.exit_code == 1 and "cannot write the lock to" in result.output and "Permission denied" in result.output
     assert list(tmp_path.iterdir()) == []
 

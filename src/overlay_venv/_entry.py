@@ -44,6 +44,19 @@ def _version_fast_path() -> bool:
     return True
 
 
+def _plain_create() -> bool:
+    """``overlay-venv create NAME``, the everyday form, and no shell asking for completions: answered
+    by commands/created.py without importing click. Any option, a NAME that looks like one, or
+    anything else goes to click, which parses and explains it."""
+    args = sys.argv[1:]
+    if len(args) != 2 or args[0] != "create" or args[1][:1] in ("", "-") or "_OVERLAY_VENV_COMPLETE" in os.environ:
+        return False
+    from .commands.created import plain_create
+
+    plain_create(args[1])
+    return True
+
+
 def main() -> None:
     """The console script (and ``python -m overlay_venv``): the command, then a quick exit."""
     try:
@@ -84,6 +97,8 @@ def run() -> None:
         return
     _drop_pythonpath_entries()
     try:
+        if _plain_create():
+            return
         from .cli import main as cli_main
 
         cli_main()

@@ -14,7 +14,8 @@ import os
 import click
 
 from . import __version__
-from .guard import GuardedGroup
+from .errors import OverlayError
+from .guard import debugging, guarded_call, interrupted
 
 # name -> summary, in the order `overlay-venv --help` lists them: the everyday flow first. The module
 # is overlay_venv.commands.<name>; the summary is the first sentence of the command's own help.
@@ -41,6 +42,42 @@ COMMANDS = {
     "gc": "Remove the ids of STORE that no tag points at, and say what that freed.",
     "completion": "Print the shell completion script for SHELL (bash, zsh or fish).",
 }
+
+
+class Shown(click.ClickException):
+    """An OverlayError handed to click, which prints it (our one line) and exits with its status, as
+    it does for its own errors; CliRunner sees the same."""
+
+    def __init__(self, error: OverlayError):
+        super().__init__(error.format_message())
+        self.error = error
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:
+        self.error.show()
+
+
+class GuardedGroup(click.Group):
+    """A click group whose commands end in one line whatever they raise (click itself prints a bare
+    "Aborted!" for Ctrl-C, and a traceback for anything else): guard.py's guard, then our errors
+    handed to click."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:  # parsing the command line: Ctrl-C here is as early as it gets once click runs
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            if debugging():
+                raise
+            raise Shown(interrupted()) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return guarded_call(super().invoke, ctx, passthrough=CLICK_EXITS)
+        except OverlayError as error:
+            raise Shown(error) from None
+
+
+CLICK_EXITS = (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)
 
 
 class LazyGroup(GuardedGroup):

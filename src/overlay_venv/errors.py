@@ -1,13 +1,17 @@
-"""The one error type commands raise: printed as a single line, with a non-zero exit."""
+"""The one error type commands raise: printed as a single line, with a non-zero exit.
+
+Plain exceptions, not click's: the operations below the commands raise them, and a command answered
+without click (quick.py: ``create NAME``) prints them the same way. The click group hands them to
+click as they pass (cli.py), so click's own exit handling and CliRunner see the usual shape.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
-import click
 
-
-class OverlayError(click.ClickException):
+class OverlayError(Exception):
     """A user-facing failure: bad input or a state we refuse to touch. Printed as one line.
 
     ``details`` are lines of explanation that only make sense as lines (which held package pins what,
@@ -19,16 +23,26 @@ class OverlayError(click.ClickException):
 
     def __init__(self, message: str, details: Sequence[str] = ()):
         super().__init__(message)
+        self.message = message
         self.details = tuple(details)
+
+    def __str__(self) -> str:
+        return self.message
 
     def format_message(self) -> str:
         # One line, whatever the cause carried: a multi-line message breaks `2>&1 | tail -1` habits.
         return " ".join(self.message.split("\n"))
 
-    def show(self, file=None) -> None:
+    def show(self) -> None:
+        """Write the details and the error line to stderr (whichever stream is sys.stderr now, so
+        click's CliRunner captures it as it captures click.echo)."""
+        err = sys.stderr
+        if err is None:
+            return
         for line in self.details:
-            click.echo(line, err=True)
-        click.echo(f"overlay-venv: error: {self.format_message()}", err=True)
+            err.write(line + "\n")
+        err.write(f"overlay-venv: error: {self.format_message()}\n")
+        err.flush()
 
 
 class UsageError(OverlayError):

@@ -3,19 +3,21 @@ line, like every other error.
 
 Real failures are turned into :class:`OverlayError` where they happen, with what was being done;
 this guard only catches what slipped through, so a user never reads a traceback. The traceback is
-one variable away: ``OVERLAY_VENV_DEBUG=1`` lets it through untouched.
+one variable away: ``OVERLAY_VENV_DEBUG=1`` lets it through untouched. No click here: the click group
+(cli.py) and the commands answered without it (quick.py) share this one guard.
 """
 
 from __future__ import annotations
 
 import os
-
-import click
+from typing import Callable, TypeVar
 
 from .errors import OverlayError
 from .oserrors import describe_os_error
 
 DEBUG_VARIABLE = "OVERLAY_VENV_DEBUG"
+
+T = TypeVar("T")
 
 
 class Interrupted(OverlayError):
@@ -28,33 +30,28 @@ def debugging() -> bool:
     return os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-class GuardedGroup(click.Group):
-    """A click group whose commands end in one line whatever they raise (click itself prints a bare
-    "Aborted!" for Ctrl-C, and a traceback for anything else)."""
+def interrupted() -> Interrupted:
+    return Interrupted("interrupted (Ctrl-C)")
 
-    def make_context(self, *args, **kwargs) -> click.Context:
-        try:  # parsing the command line: Ctrl-C here is as early as it gets once click runs
-            return super().make_context(*args, **kwargs)
-        except KeyboardInterrupt:
-            if debugging():
-                raise
-            raise Interrupted("interrupted (Ctrl-C)") from None
 
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+def guarded_call(work: Callable[..., T], *args: object, passthrough: tuple[type[BaseException], ...] = ()) -> T:
+    """``work(*args)``, with Ctrl-C as :class:`Interrupted` and any unexpected exception as one
+    OverlayError line; OverlayError, SystemExit and the ``passthrough`` types (click's own exits)
+    pass as they are."""
+    try:
+        return work(*args)
+    except (OverlayError, SystemExit, *passthrough):
+        raise
+    except KeyboardInterrupt:
+        if debugging():
             raise
-        except KeyboardInterrupt:
-            if debugging():
-                raise
-            # Staging directories were removed as the exception passed (their `with` blocks).
-            raise Interrupted("interrupted (Ctrl-C)") from None
-        except Exception as exc:
-            if debugging():
-                raise
-            what = describe_os_error(exc)
-            raise OverlayError(
-                f"unexpected {type(exc).__name__}: {what} (a bug in overlay-venv; run again with "
-                f"{DEBUG_VARIABLE}=1 to see where, and report it)"
-            ) from None
+        # Staging directories were removed as the exception passed (their `with` blocks).
+        raise interrupted() from None
+    except Exception as exc:
+        if debugging():
+            raise
+        what = describe_os_error(exc)
+        raise OverlayError(
+            f"unexpected {type(exc).__name__}: {what} (a bug in overlay-venv; run again with "
+            f"{DEBUG_VARIABLE}=1 to see where, and report it)"
+        ) from None

@@ -7,13 +7,17 @@ commands print the returned ones with :func:`warn` too, so every warning looks t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 
 def warn(text: str) -> None:
-    import click
-
-    click.echo(f"overlay-venv: warning: {text}", err=True)
+    # sys.stderr as it is now (click's CliRunner swaps it), flushed at once as click.echo does, so a
+    # warning lands before whatever a child process writes next; no click, for quick.py's sake.
+    err = sys.stderr
+    if err is not None:
+        err.write(f"overlay-venv: warning: {text}\n")
+        err.flush()
 
 
 def warn_all(texts: Iterable[str]) -> None:

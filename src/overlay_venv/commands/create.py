@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import click
@@ -105,13 +104,11 @@ def command(
     --setup 'source "$ATLAS_LOCAL_ROOT_BASE/user/atlasLocalSetup.sh"' and asetup on a second line.
     """
     # Imported here, once the arguments are known to be right: --help needs none of it.
-    from ..create import CreateOptions, create_overlay
-    from ..release import container_hint
+    from ..create import CreateOptions
+    from .created import create_and_report, note_container
 
     if setup is None:
-        hint = container_hint()
-        if hint:
-            click.echo(hint, err=True)
+        note_container()
     populate = None
     if on is not None and lock_file and _is_reference(lock_file):
         raise click.UsageError("--on goes with --from FILE (a lock), not with a published REF (a copy of it)")
@@ -133,7 +130,7 @@ def command(
             return
     elif wheelhouse:
         raise click.UsageError("--wheelhouse goes with --from FILE")
-    record, built = create_overlay(
+    create_and_report(
         CreateOptions(
             dest=name,
             python=python,
@@ -148,12 +145,6 @@ def command(
             on=on,
         )
     )
-    where = click.format_filename(str(name))
-    if not built:
-        click.echo(f"overlay {where} already exists on {record.base.implementation} {record.base.version}; nothing to do")
-        return
-    click.echo(f"created overlay {where} on {record.base.implementation} {record.base.version} ({record.base.interpreter})")
-    click.echo(f"activate it with: source {shlex.quote(str(name) + '/bin/activate')}")
 
 
 def _is_reference(value: str) -> bool:
@@ -174,7 +165,9 @@ def _copy_of_reference(name: Path, value: str, clear: bool) -> bool:
             message = f"File {value!r} does not exist (nor is it a reference team/ana:TAG)."
             raise click.BadParameter(message, param_hint="'--from'")
         return False
+    from .created import activate_line
+
     _dest, pinned = private_copy(value, name, clear)
     click.echo(f"created overlay {click.format_filename(str(name))} as a private copy of {pinned}")
-    click.echo(f"activate it with: source {shlex.quote(str(name) + '/bin/activate')}")
+    click.echo(activate_line(name))
     return True
