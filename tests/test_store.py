@@ -328,14 +328,12 @@ def test_what_pack_refuses_publish_refuses_leaving_nothing(release39, store, tmp
 
 def test_the_content_id_of_a_stacked_overlay_depends_on_its_lowers(overlay39):
     """Two overlays with the same distributions on different lowers are different content."""
-    from dataclasses import replace
-
     from overlay_venv.publish import content_id
     from overlay_venv.record import read_record
     from overlay_venv.stack import Lower
 
     record = read_record(overlay39)
     team = Lower(path="/group/team", prompt="team", bin_dir="bin", fingerprint="a" * 16)
-    other = replace(team, path="/group/other")
-    ids = {content_id(overlay39, replace(record, lowers=lowers)) for lowers in ([], [team], [other])}
+    other = team.replace(path="/group/other")
+    ids = {content_id(overlay39, record.replace(lowers=lowers)) for lowers in ([], [team], [other])}
     assert len(ids) == 3

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -17,13 +16,13 @@ from .paths import python_entries
 from .record import OverlayRecord
 from .release import rebuild_hint
 from .templates import render
+from .values import Value
 
 # Characters that ksh and dash would expand or reinterpret inside PS1.
 _PROMPT_SPECIAL = set("$`\\!%")
 
 
-@dataclass(frozen=True)
-class ActivationValues:
+class ActivationValues(Value, frozen=True):
     overlay_dir: str
     bin_dir: str
     site_packages: list[str]  # absolute

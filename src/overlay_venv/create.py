@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, skeleton
@@ -20,6 +19,7 @@ from .release import base_pythonpath, normalize_setup, run_setup
 from .relocate import repoint, write_relocate_script
 from .skeleton import Built
 from .templates import render, templates_dir
+from .values import Value
 
 HOOK_MODULE = "_overlay_venv_hook.py"
 HOOK_PTH_TEMPLATE = "_overlay_venv_hook.pth"
@@ -28,8 +28,7 @@ HOOK_PTH_TEMPLATE = "_overlay_venv_hook.pth"
 HOOK_PTH = "~overlay_venv_hook.pth"
 
 
-@dataclass
-class CreateOptions:
+class CreateOptions(Value):
     dest: Path
     python: str | None = None
     prompt: str | None = None
@@ -258,7 +257,7 @@ def _create_overlay(options: CreateOptions) -> tuple[OverlayRecord, bool]:
         options = inherit_setup(options, lower_base)
     setup = normalize_setup(options.setup) if options.setup else None
     # Compare with what an earlier create recorded: the normalized command.
-    options = replace(options, setup=setup)
+    options = options.replace(setup=setup)
     environ = run_setup(setup, dict(os.environ)) if setup else dict(os.environ)
     if lower_base is not None:
         from .stack import check_release

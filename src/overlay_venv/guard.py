@@ -10,14 +10,12 @@ one variable away: ``OVERLAY_VENV_DEBUG=1`` lets it through untouched. No click 
 from __future__ import annotations
 
 import os
-from typing import Callable, TypeVar
+from collections.abc import Callable
 
 from .errors import OverlayError
 from .oserrors import describe_os_error
 
 DEBUG_VARIABLE = "OVERLAY_VENV_DEBUG"
-
-T = TypeVar("T")
 
 
 class Interrupted(OverlayError):
@@ -34,7 +32,7 @@ def interrupted() -> Interrupted:
     return Interrupted("interrupted (Ctrl-C)")
 
 
-def guarded_call(work: Callable[..., T], *args: object, passthrough: tuple[type[BaseException], ...] = ()) -> T:
+def guarded_call(work: Callable[..., object], *args: object, passthrough: tuple[type[BaseException], ...] = ()):
     """``work(*args)``, with Ctrl-C as :class:`Interrupted` and any unexpected exception as one
     OverlayError line; OverlayError, SystemExit and the ``passthrough`` types (click's own exits)
     pass as they are."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import OverlayError
 from .oserrors import describe_os_error
+from .values import Value, fresh
 
 METADATA_FILE = "overlay-venv.json"
 # 2: "allow_shadow" and "base.environment" always written; unknown keys kept in place rather than
@@ -67,8 +67,7 @@ def migrate(data: dict) -> dict:
     return data
 
 
-@dataclass
-class Base:
+class Base(Value):
     """The release the overlay sits on, as it was at creation."""
 
     interpreter: str  # the interpreter as given (after PATH lookup), symlinks kept
@@ -81,11 +80,10 @@ class Base:
     # LD_LIBRARY_PATH and PATH at creation (None: unset), for a Jupyter kernel to restore when no
     # setup is known (see kernel.py). None for the whole field in records written before it existed.
     environment: dict | None = None
-    unknown: dict = field(default_factory=dict, repr=False)  # keys of a newer version, written back as they were
+    unknown: dict = fresh(dict)  # keys of a newer version, written back as they were
 
 
-@dataclass
-class OverlayRecord:
+class OverlayRecord(Value):
     prompt: str
     bin_dir: str  # relative to the overlay
     site_packages: list[str]  # relative to the overlay; platlib first, then purelib
@@ -94,19 +92,19 @@ class OverlayRecord:
     created_by: str
     format: int = RECORD_FORMAT
     # Top-level keys this version does not know (a newer overlay-venv's), written back as they were.
-    extra: dict = field(default_factory=dict)
+    extra: dict = fresh(dict)
     # What `overlay-venv install` was asked for, newest request per project last (see install.py), so
     # that a later lock or rebuild can resolve again from intent. Absent from older files: [].
-    requests: list[str] = field(default_factory=list)
+    requests: list[str] = fresh(list)
     # Base distributions `install --allow-shadow` let the overlay replace (canonical names, sorted):
     # part of the intent, so rebuild and create --from hold the base as the requests were installed.
-    allow_shadow: list[str] = field(default_factory=list)
+    allow_shadow: list[str] = fresh(list)
     # The overlays under this one (create --on), top-down, as stack.Lower values: [] when it sits on
     # the release directly. Absent from older files: [].
-    lowers: list = field(default_factory=list)
+    lowers: list = fresh(list)
 
     def to_data(self) -> dict:
-        data = asdict(self)
+        data = self.as_dict()
         base = data.pop("base")
         extra = data.pop("extra")
         base_unknown = base.pop("unknown")
@@ -167,8 +165,8 @@ class OverlayRecord:
         return {"path": lower.path, "label": lower.label, "ref": lower.ref}
 
 
-_BASE_KNOWN = {item.name for item in fields(Base)} - {"unknown"}
-_RECORD_KNOWN = {item.name for item in fields(OverlayRecord)} - {"extra"}
+_BASE_KNOWN = set(Base.FIELDS) - {"unknown"}
+_RECORD_KNOWN = set(OverlayRecord.FIELDS) - {"extra"}
 
 
 # --------------------------------------------------------------------------------------------------

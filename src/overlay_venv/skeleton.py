@@ -34,7 +34,6 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import __version__
@@ -42,6 +41,7 @@ from .cachedir import cache_dir, sha256
 from .lazy_virtualenv import lazy_line
 from .relocate import files_naming, repointed_cfg, repointed_script
 from .templates import templates_dir
+from .values import Value
 
 MANIFEST_FORMAT = 3  # 3: without the files create writes itself
 HOOK_FILES = ("_overlay_venv_hook.py.j2", "_overlay_venv_hook.pth")
@@ -51,8 +51,7 @@ TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600
 
 
-@dataclass(frozen=True)
-class Built:
+class Built(Value, frozen=True):
     """What ``create`` needs to know of a freshly built environment; paths relative to it."""
 
     bin_dir: str
@@ -228,7 +227,7 @@ def store(key: str, built_dir: Path, built: Built, leave_out: Iterable[str] = ()
         left_out = set(leave_out)
         entries = [entry for entry in _list_tree(built_dir) if entry[1] not in left_out]
         _copy_tree(built_dir, tmp / "tree", entries, built.libs)
-        manifest = {"format": MANIFEST_FORMAT, "origin": str(built_dir), "built": asdict(built), "entries": entries}
+        manifest = {"format": MANIFEST_FORMAT, "origin": str(built_dir), "built": built.as_dict(), "entries": entries}
         (tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         os.rename(tmp, root / key)  # fails if a concurrent create stored the same key first: fine
     except OSError:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import OverlayError
+from .values import Value, fresh
 
 # The stamp is in the file's name (an empty file), so the activation scripts check it with one `test -e`:
 # no file to open and read, and the same built-in in sh, csh and fish.
@@ -29,14 +29,13 @@ STAMP_PREFIX = "overlay-venv.stamp-"
 LABEL_PREFIX = "overlay:"
 
 
-@dataclass(frozen=True)
-class Lower:
+class Lower(Value, frozen=True):
     """One overlay under NAME, as NAME's record keeps it."""
 
     path: str  # absolute
     prompt: str
     bin_dir: str  # relative to path
-    site_packages: list[str] = field(default_factory=list)  # relative to path
+    site_packages: list[str] = fresh(list)  # relative to path
     stamp: str | None = None  # LOWER's stamp token at NAME's build; None: LOWER had none (older overlay-venv)
     fingerprint: str = ""
     ref: str | None = None  # the pinned reference (team/ana@ID) NAME was built on, if given as one
@@ -226,10 +225,8 @@ def plan_stack(dest: Path, on: str, python: str | None) -> tuple[list[Lower], ob
 
 def inherit_setup(options, base):
     """A stacked overlay runs LOWER's kept --setup when none is given: the same release, one step."""
-    from dataclasses import replace
-
     if options.setup is None and base.setup:
-        return replace(options, setup=base.setup, keep_setup=base.keep_setup)
+        return options.replace(setup=base.setup, keep_setup=base.keep_setup)
     return options
 
 
