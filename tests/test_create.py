@@ -181,7 +181,7 @@ def test_a_prompt_or_name_starting_with_a_dash(release39, tmp_path):
 
 def test_a_warm_create_starts_no_program_and_does_not_import_jinja2(release39, tmp_path):
     """From a skeleton and cached templates: the one execve is create's own (its janitor is a fork),
-    and neither Jinja2 nor click (quick.py's plain `create NAME`) nor virtualenv is imported."""
+    and neither Jinja2 nor click (_entry.py answers a plain `create NAME`) nor virtualenv is imported."""
     from capabilities import require_executable
 
     strace = require_executable("strace", "counts the programs a warm create starts")

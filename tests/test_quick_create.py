@@ -70,7 +70,9 @@ def test_the_options_are_the_ones_click_passes_for_the_same_command_line(monkeyp
     result = CliRunner().invoke(cli, ["create", "myenv"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     monkeypatch.setattr(sys, "argv", ["overlay-venv", "create", "myenv"])
-    _entry.run()
+    # _plain_create, not run(): run() also sets SIGINT to ignored for the interpreter's exit, which
+    # this (pytest's) process and every child it starts later would inherit.
+    assert _entry._plain_create() is True
     assert len(seen) == 2 and seen[0] == seen[1] == CreateOptions(dest=Path("myenv"))
 
 
@@ -152,11 +154,26 @@ def test_ctrl_c_and_bugs_end_in_the_same_line_as_under_click(failure, status, li
     monkeypatch.delenv("_OVERLAY_VENV_COMPLETE", raising=False)
     monkeypatch.setattr(sys, "argv", ["overlay-venv", "create", "env"])
     with pytest.raises(SystemExit) as quick:
-        _entry.run()
+        _entry._plain_create()
     quick_err = capsys.readouterr().err
     through_click = CliRunner().invoke(cli, ["create", "env"])
     assert quick.value.code == through_click.exit_code == status
     assert quick_err == through_click.output and quick_err.startswith(line) and len(quick_err.splitlines()) == 1
+
+
+def test_a_stdout_left_ascii_gets_utf8_as_click_gives_it(release39, tmp_path):
+    """A bare C locale leaves Python's streams ASCII: click.echo then writes UTF-8, replacing what
+    cannot be encoded, and so does every line overlay-venv writes without click."""
+    env = release39.env(PYTHONIOENCODING="ascii")
+    made = both(["create", "caf\u00e9"], env, tmp_path)
+    same(*made)
+    assert made[0].returncode == 0 and made[0].stdout.startswith("created overlay caf\u00e9 on CPython"), made[0].stderr
+    for how in ("quick", "click"):
+        (tmp_path / how / "d\u00e9j\u00e0").mkdir()
+        (tmp_path / how / "d\u00e9j\u00e0" / "notes.txt").write_text("mine\n")
+    refused = both(["create", "d\u00e9j\u00e0"], env, tmp_path)
+    same(*refused)
+    assert refused[0].returncode == 1 and "d\u00e9j\u00e0" in refused[0].stderr and "Traceback" not in refused[0].stderr
 
 
 @pytest.mark.parametrize("name", ["plain", "with space/and dir", "caf\u00e9", os.fsdecode(b"bad\xffbyte"), Path("p/q")])

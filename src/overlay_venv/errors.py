@@ -1,13 +1,12 @@
 """The one error type commands raise: printed as a single line, with a non-zero exit.
 
 Plain exceptions, not click's: the operations below the commands raise them, and a command answered
-without click (quick.py: ``create NAME``) prints them the same way. The click group hands them to
+without click (``create NAME``, see _entry.py) prints them the same way. The click group hands them to
 click as they pass (cli.py), so click's own exit handling and CliRunner see the usual shape.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 
@@ -34,15 +33,12 @@ class OverlayError(Exception):
         return " ".join(self.message.split("\n"))
 
     def show(self) -> None:
-        """Write the details and the error line to stderr (whichever stream is sys.stderr now, so
-        click's CliRunner captures it as it captures click.echo)."""
-        err = sys.stderr
-        if err is None:
-            return
+        """Write the details and the error line to stderr, as click.echo would (messages.write_line)."""
+        from .messages import write_line
+
         for line in self.details:
-            err.write(line + "\n")
-        err.write(f"overlay-venv: error: {self.format_message()}\n")
-        err.flush()
+            write_line(line, err=True)
+        write_line(f"overlay-venv: error: {self.format_message()}", err=True)
 
 
 class UsageError(OverlayError):

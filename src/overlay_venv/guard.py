@@ -4,7 +4,7 @@ line, like every other error.
 Real failures are turned into :class:`OverlayError` where they happen, with what was being done;
 this guard only catches what slipped through, so a user never reads a traceback. The traceback is
 one variable away: ``OVERLAY_VENV_DEBUG=1`` lets it through untouched. No click here: the click group
-(cli.py) and the commands answered without it (quick.py) share this one guard.
+(cli.py) and the command answered without it (``create NAME``, _entry.py) share this one guard.
 """
 
 from __future__ import annotations

@@ -7,17 +7,31 @@ commands print the returned ones with :func:`warn` too, so every warning looks t
 
 from __future__ import annotations
 
+import codecs
 import sys
 from collections.abc import Iterable
 
 
+def write_line(text: str, err: bool = False) -> None:
+    """``text`` and a newline on stdout (or stderr) as it is now (click's CliRunner swaps it), flushed
+    at once, as click.echo writes a line: so a warning lands before whatever a child process writes
+    next, and a stream left ASCII by a bare C locale gets UTF-8 with unencodable characters replaced
+    rather than an error. Without click, for the commands _entry.py answers without it."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:  # closed: click.echo writes nothing either
+        return
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None and codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "ascii":
+        stream.flush()
+        buffer.write((text + "\n").encode("utf-8", "replace"))
+        buffer.flush()
+        return
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def warn(text: str) -> None:
-    # sys.stderr as it is now (click's CliRunner swaps it), flushed at once as click.echo does, so a
-    # warning lands before whatever a child process writes next; no click, for quick.py's sake.
-    err = sys.stderr
-    if err is not None:
-        err.write(f"overlay-venv: warning: {text}\n")
-        err.flush()
+    write_line(f"overlay-venv: warning: {text}", err=True)
 
 
 def warn_all(texts: Iterable[str]) -> None:

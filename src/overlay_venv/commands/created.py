@@ -1,5 +1,5 @@
 """What ``create`` does once its options are parsed, and what it prints: shared by the click command
-(commands/create.py) and by quick.py, which answers a plain ``create NAME`` without loading click.
+(commands/create.py) and by _entry.py, which answers a plain ``create NAME`` without loading click.
 Nothing here imports click, so both print the same bytes.
 """
 
@@ -10,15 +10,8 @@ import sys
 from pathlib import Path
 
 from ..create import CreateOptions, create_overlay
+from ..messages import write_line as say
 from ..release import container_hint
-
-
-def say(line: str, err: bool = False) -> None:
-    """One line to stdout (or stderr), flushed at once, as click.echo writes it."""
-    stream = sys.stderr if err else sys.stdout
-    if stream is not None:
-        stream.write(line + "\n")
-        stream.flush()
 
 
 def display_path(path: Path | str) -> str:
@@ -58,9 +51,12 @@ def plain_create(name: str) -> None:
     from ..errors import OverlayError
     from ..guard import guarded_call
 
-    try:
+    def create() -> None:
         note_container()  # no --setup given
-        guarded_call(create_and_report, CreateOptions(dest=Path(name)))
+        create_and_report(CreateOptions(dest=Path(name)))
+
+    try:
+        guarded_call(create)
     except OverlayError as error:
         error.show()
         sys.exit(error.exit_code)
