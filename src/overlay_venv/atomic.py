@@ -296,10 +296,12 @@ class Staging:
 
 
 def _ignore_interrupts() -> None:
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
+    # Only the main thread may set a handler (ValueError elsewhere): asking signal itself spares
+    # importing threading (~1.5 ms of a warm create) to find out which thread this is.
+    try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        pass
 
 
 def replace_file(target: Path, data: bytes, mode: int | None = None) -> None:

@@ -7,6 +7,7 @@ only slower. On clusters where the home quota is small, point ``XDG_CACHE_HOME``
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -26,11 +27,22 @@ def cache_dir(*parts: str) -> Path | None:
 def sha256(data: bytes = b""):
     """A SHA-256 object for cache keys. CPython's own implementation where there is one: hashlib's
     import loads OpenSSL, ~2.5 ms of a warm create (the digest is the same)."""
-    try:
-        from _sha2 import sha256 as builtin  # CPython 3.12 and later
-    except ImportError:
+    return _sha256_type()(data)
+
+
+_found: list = []
+
+
+def _sha256_type():
+    # Looked up once: a failed import is not remembered by Python, and each attempt searches every
+    # sys.path entry again (a warm create asks for eight digests).
+    if not _found:
         try:
-            from _sha256 import sha256 as builtin  # CPython 3.11 and earlier
-        except ImportError:
+            if sys.version_info >= (3, 12):
+                from _sha2 import sha256 as builtin
+            else:
+                from _sha256 import sha256 as builtin
+        except ImportError:  # not CPython
             from hashlib import sha256 as builtin
-    return builtin(data)
+        _found.append(builtin)
+    return _found[0]
