@@ -137,8 +137,11 @@ def run_virtualenv(target: Path, interpreter: str, options: CreateOptions, envir
         args.append("--system-site-packages")
     if not options.pip:
         args.append("--no-seed")
+    from .virtualenv_plugins import only_chosen_plugins
+
     try:
-        session = cli_run(args, setup_logging=False, env=virtualenv_environ(environ))
+        with only_chosen_plugins():  # and not plugins of other distributions: see virtualenv_plugins
+            session = cli_run(args, setup_logging=False, env=virtualenv_environ(environ))
     except SystemExit as exc:  # virtualenv reports bad arguments or interpreters this way
         raise OverlayError(f"virtualenv could not create an environment for {interpreter} (exit {exc.code})") from None
     except RuntimeError as exc:  # its message carries the interpreter's whole traceback, flattened
