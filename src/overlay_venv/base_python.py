@@ -32,6 +32,8 @@ _SERVE = (
     "items = [os.fsdecode(item) for item in sys.stdin.buffer.read().split(b'\\0') if item]\n"
     "for source, shown in zip(items[::2], items[1::2]):\n"
     "    py_compile.compile(source, dfile=shown)\n"
+    # Written and closed: no interpreter teardown for create to wait through (a few ms).
+    "os._exit(0)\n"
 )
 
 
