@@ -60,20 +60,43 @@ def test_create_name_imports_no_click(release39, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "env" / "bin" / "activate").is_file()
+    cold = [sys.executable, "-c", LOADED, "create", "--no-cache", str(tmp_path / "cold")]
+    out = subprocess.run(cold, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "click" not in out.stdout and "virtualenv" in out.stdout
 
 
-def test_the_options_are_the_ones_click_passes_for_the_same_command_line(monkeypatch, tmp_path):
+def options_both_ways(args: list[str], monkeypatch) -> tuple[CreateOptions, CreateOptions]:
+    """What the click command and the click-free path each hand create_and_report for ``create ARGS``."""
     seen: list[CreateOptions] = []
     monkeypatch.setattr(created, "create_and_report", seen.append)
     monkeypatch.setattr(created, "note_container", lambda: None)
     monkeypatch.delenv("_OVERLAY_VENV_COMPLETE", raising=False)
-    result = CliRunner().invoke(cli, ["create", "myenv"], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["create", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    monkeypatch.setattr(sys, "argv", ["overlay-venv", "create", "myenv"])
+    monkeypatch.setattr(sys, "argv", ["overlay-venv", "create", *args])
     # _plain_create, not run(): run() also sets SIGINT to ignored for the interpreter's exit, which
     # this (pytest's) process and every child it starts later would inherit.
     assert _entry._plain_create() is True
-    assert len(seen) == 2 and seen[0] == seen[1] == CreateOptions(dest=Path("myenv"))
+    assert len(seen) == 2
+    return seen[0], seen[1]
+
+
+def test_the_options_are_the_ones_click_passes_for_the_same_command_line(monkeypatch):
+    through_click, plain = options_both_ways(["myenv"], monkeypatch)
+    assert through_click == plain == CreateOptions(dest=Path("myenv"))
+
+
+FLAGS = sorted(created.PLAIN_FLAGS)
+
+
+@pytest.mark.parametrize("subset", range(1 << len(FLAGS)))
+def test_every_combination_of_the_plain_flags_means_what_it_means_to_click(subset, monkeypatch):
+    """Each subset of the flags, split before and after NAME (and a contrary pair in both orders)."""
+    flags = [flag for bit, flag in enumerate(FLAGS) if subset >> bit & 1]
+    args = [*flags[::2], "myenv", *flags[1::2]]
+    through_click, plain = options_both_ways(args, monkeypatch)
+    assert through_click == plain and plain.dest == Path("myenv")
 
 
 @pytest.mark.parametrize(
@@ -82,9 +105,12 @@ def test_the_options_are_the_ones_click_passes_for_the_same_command_line(monkeyp
         ["create"],
         ["create", "--help"],
         ["create", "-h"],
-        ["create", "--clear", "env"],
-        ["create", "env", "--no-pip"],
-        ["create", "a", "b"],
+        ["create", "--prompt", "x", "env"],
+        ["create", "env", "--keep-setup"],
+        ["create", "--python=/usr/bin/python3", "env"],
+        ["create", "--clear"],
+        ["create", "--no-cache", "a", "b"],
+        ["create", "--no-pip", "-x"],
         ["create", "--", "-dash"],
         ["create", ""],
         ["list", "env"],
@@ -92,7 +118,7 @@ def test_the_options_are_the_ones_click_passes_for_the_same_command_line(monkeyp
     ],
 )
 def test_anything_else_goes_to_click(args, monkeypatch):
-    def refuse(name):
+    def refuse(options):
         raise AssertionError(f"answered without click: {args}")
 
     monkeypatch.setattr(created, "plain_create", refuse)
@@ -104,7 +130,7 @@ def test_anything_else_goes_to_click(args, monkeypatch):
 def test_a_shell_asking_for_completions_goes_to_click(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["overlay-venv", "create", "env"])
     monkeypatch.setenv("_OVERLAY_VENV_COMPLETE", "bash_complete")
-    monkeypatch.setattr(created, "plain_create", lambda name: pytest.fail("answered without click"))
+    monkeypatch.setattr(created, "plain_create", lambda options: pytest.fail("answered without click"))
     assert _entry._plain_create() is False
 
 
@@ -116,6 +142,9 @@ def test_created_then_nothing_to_do_prints_as_click_does(release39, tmp_path):
     assert fresh[0].stdout.endswith("activate it with: source env/bin/activate\n")
     again = both(["create", "env"], env, tmp_path)
     same(*again)
+    replaced = both(["create", "--clear", "env", "--no-cache"], env, tmp_path)
+    same(*replaced)
+    assert replaced[0].returncode == 0 and replaced[0].stdout.startswith("created overlay env on CPython 3.9.")
     assert again[0].stdout.startswith("overlay env already exists on CPython 3.9.")
     assert again[0].stdout.endswith("nothing to do\n")
 

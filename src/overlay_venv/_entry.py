@@ -45,15 +45,19 @@ def _version_fast_path() -> bool:
 
 
 def _plain_create() -> bool:
-    """``overlay-venv create NAME``, the everyday form, and no shell asking for completions: answered
-    by commands/created.py without importing click. Any option, a NAME that looks like one, or
+    """``overlay-venv create NAME``, the everyday form (with --clear, --no-cache and the other flags of
+    commands/created.PLAIN_FLAGS too), and no shell asking for completions: answered by
+    commands/created.py without importing click. Any other option, a NAME that looks like one, or
     anything else goes to click, which parses and explains it."""
     args = sys.argv[1:]
-    if len(args) != 2 or args[0] != "create" or args[1][:1] in ("", "-") or "_OVERLAY_VENV_COMPLETE" in os.environ:
+    if not args or args[0] != "create" or "_OVERLAY_VENV_COMPLETE" in os.environ:
         return False
-    from .commands.created import plain_create
+    from .commands.created import plain_create, plain_options
 
-    plain_create(args[1])
+    options = plain_options(args[1:])
+    if options is None:
+        return False
+    plain_create(options)
     return True
 
 
