@@ -9,6 +9,7 @@ test run that wrote into the base fails.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -139,6 +140,29 @@ def overlay_venv(*args: str, env: dict[str, str], cwd: Path | None = None, check
     if check and result.returncode != 0:
         raise AssertionError(f"overlay-venv {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     return result
+
+
+# click's own answer, from the group itself: what the click-free answers in _entry.py must reproduce.
+CLICK_ONLY = "import sys; sys.argv[0] = 'overlay-venv'; from overlay_venv.cli import main; main()"
+
+# Runs the console script's entry point in a fresh interpreter and prints the modules it loaded.
+_LOADED = """\
+import json, sys
+sys.argv = ["overlay-venv", *sys.argv[1:]]
+try:
+    from overlay_venv._entry import run
+    run()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("overlay_venv", "jinja2", "virtualenv", "packaging", "click")))))
+"""
+
+
+def modules_loaded(*args: str, env: dict[str, str] | None = None) -> list[str]:
+    """Our modules and our dependencies' that ``overlay-venv ARGS`` loads (it must succeed)."""
+    out = subprocess.run([sys.executable, "-c", _LOADED, *args], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def make_overlay(release: Release, dest: Path, *args: str, install: tuple[str, ...] = ("basepkg==2.0",)) -> Path:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 import subprocess
 import sys
 
 import click
 import pytest
+from conftest import CLICK_ONLY, modules_loaded
 
 from overlay_venv import __version__, commands
 from overlay_venv.cli import COMMANDS, cli
@@ -54,24 +54,6 @@ def test_every_command_and_subcommand_help_has_an_example(name):
         assert "Example" in (command.help or ""), f"overlay-venv {' '.join(path)} --help has no example"
 
 
-# Runs the console script's entry point in a fresh interpreter and prints the modules it loaded.
-LOADED = """\
-import json, sys
-sys.argv = ["overlay-venv", *sys.argv[1:]]
-try:
-    from overlay_venv._entry import run
-    run()
-except SystemExit:
-    pass
-print(json.dumps(sorted(m for m in sys.modules if m.startswith(("overlay_venv", "jinja2", "virtualenv", "packaging", "click")))))
-"""
-
-
-def modules_loaded(*args: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("args", [("--help",), ("--version",)])
 def test_help_and_version_load_no_command(args):
     loaded = modules_loaded(*args)
@@ -81,10 +63,6 @@ def test_help_and_version_load_no_command(args):
 
 def test_version_alone_is_answered_before_click_is_imported():
     assert modules_loaded("--version") == ["overlay_venv", "overlay_venv._entry"]
-
-
-# click's own answer, from the group itself: what the fast path in _entry.py must reproduce.
-CLICK_ONLY = "import sys; sys.argv[0] = 'overlay-venv'; from overlay_venv.cli import main; main()"
 
 
 def run(argv: list[str], **env: str) -> subprocess.CompletedProcess:
