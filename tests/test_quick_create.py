@@ -71,7 +71,7 @@ def test_the_options_are_the_ones_click_passes_for_the_same_command_line(monkeyp
     assert through_click == plain == CreateOptions(dest=Path("myenv"))
 
 
-FLAGS = sorted(created.PLAIN_FLAGS)
+FLAGS = sorted(_entry.PLAIN_FLAGS)
 
 
 @pytest.mark.parametrize("subset", range(1 << len(FLAGS)))
@@ -192,3 +192,9 @@ def test_a_stdout_left_ascii_gets_utf8_as_click_gives_it(release39, tmp_path):
 @pytest.mark.parametrize("name", ["plain", "with space/and dir", "caf\u00e9", os.fsdecode(b"bad\xffbyte"), Path("p/q")])
 def test_paths_are_shown_as_click_shows_them(name):
     assert created.display_path(name) == click.format_filename(str(name))
+
+
+def test_create_help_is_judged_without_loading_create():
+    """Telling a plain command line from the others takes no import: `create --help` stays click's alone."""
+    loaded = modules_loaded("create", "--help")
+    assert "overlay_venv.create" not in loaded and "overlay_venv.commands.created" not in loaded, loaded

@@ -44,20 +44,44 @@ def _version_fast_path() -> bool:
     return True
 
 
+# The options of `create` that take no value and mean something alone, as the CreateOptions field
+# each sets (the click command's own mapping; tests/test_quick_create.py holds them to it).
+PLAIN_FLAGS = {
+    "--clear": ("clear", True),
+    "--no-cache": ("cache", False),
+    "--no-pip": ("pip", False),
+    "--system-site-packages": ("system_site_packages", True),
+    "--no-system-site-packages": ("system_site_packages", False),
+}
+
+
+def plain_create_fields(args: list[str]) -> dict | None:
+    """For ``create ARGS`` of one NAME (not empty, not starting with "-") and flags of
+    :data:`PLAIN_FLAGS` before or after it: the CreateOptions fields they set (the last of two
+    contrary flags wins, as in click). None for anything else, which click parses and explains."""
+    names = [arg for arg in args if arg not in PLAIN_FLAGS]
+    if len(names) != 1 or names[0][:1] in ("", "-"):
+        return None
+    return {"dest": names[0], **dict(PLAIN_FLAGS[arg] for arg in args if arg in PLAIN_FLAGS)}
+
+
 def _plain_create() -> bool:
-    """``overlay-venv create NAME``, the everyday form (with --clear, --no-cache and the other flags of
-    commands/created.PLAIN_FLAGS too), and no shell asking for completions: answered by
-    commands/created.py without importing click. Any other option, a NAME that looks like one, or
-    anything else goes to click, which parses and explains it."""
+    """``overlay-venv create NAME``, the everyday form (with the flags of :data:`PLAIN_FLAGS` too),
+    and no shell asking for completions: answered by commands/created.py without importing click.
+    Any other option, a NAME that looks like one, or anything else goes to click, which parses and
+    explains it."""
     args = sys.argv[1:]
     if not args or args[0] != "create" or "_OVERLAY_VENV_COMPLETE" in os.environ:
         return False
-    from .commands.created import plain_create, plain_options
-
-    options = plain_options(args[1:])
-    if options is None:
+    fields = plain_create_fields(args[1:])
+    if fields is None:
         return False
-    plain_create(options)
+    from pathlib import Path
+
+    from .commands.created import plain_create
+    from .create import CreateOptions
+
+    plain_create(CreateOptions(**{**fields, "dest": Path(fields["dest"])}))
     return True
 
 

@@ -43,30 +43,8 @@ def create_and_report(options: CreateOptions) -> None:
     say(activate_line(options.dest))
 
 
-# The options of `create` that take no value and mean something alone, as the CreateOptions field
-# each sets (the click command's own mapping; tests/test_quick_create.py holds them to it).
-PLAIN_FLAGS = {
-    "--clear": ("clear", True),
-    "--no-cache": ("cache", False),
-    "--no-pip": ("pip", False),
-    "--system-site-packages": ("system_site_packages", True),
-    "--no-system-site-packages": ("system_site_packages", False),
-}
-
-
-def plain_options(args: list[str]) -> CreateOptions | None:
-    """The options of ``create ARGS`` when ARGS are one NAME (not empty, not starting with "-") and
-    flags of :data:`PLAIN_FLAGS` before or after it (the last of two contrary ones wins, as in
-    click); None for anything else, which click parses and explains."""
-    names = [arg for arg in args if arg not in PLAIN_FLAGS]
-    if len(names) != 1 or names[0][:1] in ("", "-"):
-        return None
-    fields = dict(PLAIN_FLAGS[arg] for arg in args if arg in PLAIN_FLAGS)
-    return CreateOptions(dest=Path(names[0]), **fields)
-
-
 def plain_create(options: CreateOptions) -> None:
-    """``overlay-venv create NAME`` with no option but :data:`PLAIN_FLAGS`, answered without click
+    """``overlay-venv create NAME`` with no option but _entry.PLAIN_FLAGS, answered without click
     (whose import is a third of a warm create): what the click command runs for that command line,
     under the same guard and with the same one-line errors. tests/test_quick_create.py holds the two
     to the same options, output and exit status."""
