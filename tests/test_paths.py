@@ -135,3 +135,29 @@ def test_shells_agree_with_the_model(shell, overlay39):
         assert after == deactivate_value(current, saved, new, own_entries)
 
     check()
+
+
+def test_which_finds_what_shutil_which_finds(tmp_path, monkeypatch):
+    import shutil
+
+    from overlay_venv.paths import which
+
+    plain, runnable, folder, later = (tmp_path / name for name in ("plain", "runnable", "folder", "later"))
+    for directory in (plain, runnable, folder, later):
+        directory.mkdir()
+    (plain / "python3").write_text("not executable\n")
+    (runnable / "python3").write_text("#!/bin/sh\n")
+    (runnable / "python3").chmod(0o755)
+    (folder / "python3").mkdir()
+    (later / "python3").write_text("#!/bin/sh\n")
+    (later / "python3").chmod(0o755)
+    monkeypatch.chdir(runnable)
+    searches = [
+        f"{plain}:{folder}:{runnable}:{later}",
+        f"{folder}:{later}:{runnable}",
+        f"{plain}:{folder}",
+        f"{plain}::{later}",  # an empty entry: the current directory
+        "",
+    ]
+    for search in searches:
+        assert which("python3", search) == shutil.which("python3", path=search), search

@@ -23,7 +23,6 @@ import contextlib
 import errno
 import os
 import re
-import shutil
 import signal
 import sys
 import time
@@ -80,9 +79,19 @@ def remove_stale_staging(parent: Path) -> list[Path]:
     for name in names:
         owner = parse_staging_name(name)
         if owner and owner[0] == host and owner[1] != os.getpid() and not _pid_alive(owner[1]):
-            shutil.rmtree(parent / name, ignore_errors=True)
+            remove_tree(parent / name)
             removed.append(parent / name)
     return removed
+
+
+def remove_tree(path: Path | str) -> None:
+    """Remove ``path`` and all it holds as far as possible (shutil.rmtree, errors ignored); nothing
+    when it is not there, as after a commit: shutil, ~1.4 ms to import, is then not even loaded."""
+    if not os.path.lexists(path):
+        return
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -160,7 +169,7 @@ def _janitor_child(read_end: int, paths: list[bytes]) -> None:
         pass
     for _round in range(JANITOR_ROUNDS):
         for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
         time.sleep(1)
 
 
@@ -209,7 +218,7 @@ def remove_stale_tmp(base: Path) -> list[Path]:
     for name in names:
         match = _TMP_NAME.match(name)
         if match and match["host"] == host and int(match["pid"]) != os.getpid() and not _pid_alive(int(match["pid"])):
-            shutil.rmtree(base / name, ignore_errors=True)
+            remove_tree(base / name)
             removed.append(base / name)
     return removed
 
@@ -227,7 +236,7 @@ def private_tmp(kind: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
         stop_janitor(janitor)
 
 
@@ -276,7 +285,7 @@ class Staging:
                 os.rename(self.dest, self._trash)
                 os.rename(self.path, self.dest)
                 self.path = self._trash
-            shutil.rmtree(self.path, ignore_errors=True)
+            remove_tree(self.path)
             return
         try:
             os.rename(self.path, self.dest)
@@ -288,7 +297,7 @@ class Staging:
     def __exit__(self, *exc_info) -> None:
         # Committed, the staging path is gone; failed, we remove it ourselves (our children have
         # ended). Either way the janitor has nothing left to do: stop it rather than let it wait.
-        shutil.rmtree(self.path, ignore_errors=True)
+        remove_tree(self.path)
         if self._janitor is not None:
             stop_janitor(self._janitor)
         if self._lock is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from .atomic import Staging
 from .errors import OverlayError, UsageError
 from .launcher import recorded_environment, write_launcher
 from .oserrors import describe_os_error, not_text_problem
-from .paths import path_problem, relative_to_overlay, remove_under
+from .paths import path_problem, relative_to_overlay, remove_under, which
 from .record import Base, OverlayRecord, is_overlay, overlay_problem, read_record, write_record
 from .release import base_pythonpath, normalize_setup, run_setup
 from .relocate import repoint, write_relocate_script
@@ -59,7 +58,7 @@ def find_interpreter(python: str | None, environ: dict[str, str]) -> str:
         search = environ.get("PATH", os.defpath)
         if environ.get("VIRTUAL_ENV"):
             search = remove_under(search, environ["VIRTUAL_ENV"])
-        found = shutil.which(spec, path=search)
+        found = which(spec, search)
     if not found or not os.path.isfile(found):
         where = "on PATH" if os.sep not in spec else "there"
         raise OverlayError(f"no Python interpreter {spec!r} {where}; set up the release first or pass --python PATH")
@@ -215,6 +214,8 @@ def write_startup_hook(site_packages: Path, final_site_packages: Path, lowers: l
     hook.unlink(missing_ok=True)
     hook.write_text(text, encoding="utf-8")
     if not (site_packages / HOOK_PTH).exists():
+        import shutil
+
         shutil.copyfile(templates_dir() / HOOK_PTH_TEMPLATE, site_packages / HOOK_PTH)
     return [(module, final_site_packages / module.name) for module in [hook, *site_packages.glob("_virtualenv.py")]]
 

@@ -100,3 +100,16 @@ def path_problem(path: str | os.PathLike) -> str | None:
 def relative_to_overlay(overlay: Path, path: Path) -> str:
     """``path`` below ``overlay`` as a POSIX relative string, for metadata that survives a move."""
     return path.relative_to(overlay).as_posix()
+
+
+def which(name: str, search: str) -> str | None:
+    """The first entry of the PATH-style ``search`` holding an executable file ``name``, as
+    shutil.which finds it on POSIX (an empty entry is the current directory, an empty ``search``
+    finds nothing); None if none does. Here so that create need not import shutil for this alone."""
+    if not search:
+        return None
+    for directory in search.split(os.pathsep):
+        candidate = os.path.join(directory, name)
+        if os.path.exists(candidate) and os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None

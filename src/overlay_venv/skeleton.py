@@ -30,13 +30,13 @@ import errno
 import importlib.util
 import json
 import os
-import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import __version__
+from .atomic import remove_tree
 from .cachedir import cache_dir, sha256
 from .lazy_virtualenv import lazy_line
 from .relocate import files_naming, repointed_cfg, repointed_script
@@ -110,10 +110,20 @@ def _under(relative: str, directories: list[str]) -> bool:
 
 def _copy(source: str, target: str, umask: int) -> None:
     """A copy with the times kept (bytecode checks its source's mtime) and the mode a new file gets
-    under ``umask``, as if virtualenv had written it now."""
-    shutil.copy2(source, target, follow_symlinks=False)
-    executable = os.stat(target).st_mode & stat.S_IXUSR
-    os.chmod(target, (0o777 if executable else 0o666) & ~umask)
+    under ``umask``, as if virtualenv had written it now. Written here rather than by shutil.copy2:
+    a warm create copies a few small scripts, and shutil is a ~1.4 ms import it needs for nothing else."""
+    info = os.stat(source)
+    with open(source, "rb") as handle:
+        _write_new(target, handle.read(), info.st_mode, umask)
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _write_new(target: str, data: bytes, source_mode: int, umask: int) -> None:
+    """``data`` in the new file ``target``, executable if ``source_mode`` is, less ``umask``."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as handle:
+        os.fchmod(fd, (0o777 if source_mode & stat.S_IXUSR else 0o666) & ~umask)
+        handle.write(data)
 
 
 class _Linker:
@@ -167,11 +177,7 @@ def _write_edited(source: str, target: str, umask: int, data: bytes | None) -> N
     if data is None:
         _copy(source, target, umask)
         return
-    executable = os.stat(source).st_mode & stat.S_IXUSR
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(fd, "wb") as handle:
-        os.fchmod(fd, (0o777 if executable else 0o666) & ~umask)
-        handle.write(data)
+    _write_new(target, data, os.stat(source).st_mode, umask)
 
 
 def _same_group(skeleton_tree: Path, entries: list[list[str]], shared: list[str], target: Path) -> bool:
@@ -216,7 +222,7 @@ def store(key: str, built_dir: Path, built: Built, leave_out: Iterable[str] = ()
     if (root / key).exists():
         if (root / key / MANIFEST).exists():
             return
-        shutil.rmtree(root / key, ignore_errors=True)  # half removed: make it anew
+        remove_tree(root / key)  # half removed: make it anew
     naming = set(files_naming(built_dir, str(built_dir)))
     if not naming <= {"pyvenv.cfg"} | {f for f in naming if _under(f, [built.bin_dir])}:
         return  # a file we would not know how to point elsewhere: do not keep this one
@@ -233,7 +239,7 @@ def store(key: str, built_dir: Path, built: Built, leave_out: Iterable[str] = ()
     except OSError:
         pass
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
     prune(root)
 
 
@@ -253,7 +259,7 @@ def clone(key: str, target: Path, final: str | None = None, edit_cfg: Callable[[
         origin = manifest["origin"]
     except (OSError, ValueError, TypeError, KeyError):
         # None, one that lost its manifest, or one of another format: nothing to keep.
-        shutil.rmtree(skeleton, ignore_errors=True)
+        remove_tree(skeleton)
         return None
     try:
         entries = manifest["entries"]
@@ -273,7 +279,9 @@ def clone(key: str, target: Path, final: str | None = None, edit_cfg: Callable[[
         # full disk, a quota, no permission where the overlay goes) says nothing about the
         # skeleton: keep it. Either way leave target empty.
         if not _intact(skeleton / "tree", manifest.get("entries")):
-            shutil.rmtree(skeleton, ignore_errors=True)
+            remove_tree(skeleton)
+        import shutil
+
         for child in target.iterdir():
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
@@ -308,10 +316,10 @@ def prune(root: Path) -> None:
         try:
             if child.name.startswith(TMP_PREFIX):
                 if now - child.stat().st_mtime > STALE_TMP_SECONDS:
-                    shutil.rmtree(child, ignore_errors=True)
+                    remove_tree(child)
                 continue
             used.append(((child / MANIFEST).stat().st_mtime, child))
         except OSError:
-            shutil.rmtree(child, ignore_errors=True)  # no manifest: not a skeleton (any more)
+            remove_tree(child)  # no manifest: not a skeleton (any more)
     for _mtime, child in sorted(used, reverse=True)[KEEP:]:
-        shutil.rmtree(child, ignore_errors=True)
+        remove_tree(child)
