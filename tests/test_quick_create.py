@@ -198,3 +198,12 @@ def test_create_help_is_judged_without_loading_create():
     """Telling a plain command line from the others takes no import: `create --help` stays click's alone."""
     loaded = modules_loaded("create", "--help")
     assert "overlay_venv.create" not in loaded and "overlay_venv.commands.created" not in loaded, loaded
+
+
+def test_an_unreadable_name_goes_to_click(monkeypatch, tmp_path):
+    """click's Path refuses an existing NAME it cannot read (a usage error, exit 2); root reads
+    everything, so the refusal is simulated."""
+    name = str(tmp_path)
+    monkeypatch.setattr(_entry.os, "access", lambda path, mode: not (path == name and mode == os.R_OK))
+    assert _entry.plain_create_fields([name]) is None
+    assert _entry.plain_create_fields([str(tmp_path / "new")]) == {"dest": str(tmp_path / "new")}

@@ -58,10 +58,12 @@ def test_wrong_arguments_are_a_type_error_as_for_a_dataclass(args, kwargs):
         Point(*args, **kwargs)
 
 
-def test_frozen_refuses_assignment_and_hashes_by_value():
+def test_frozen_refuses_assignment_and_deletion_and_hashes_by_value():
     value = Frozen("a", ("b",))
     with pytest.raises(AttributeError):
         value.name = "c"
+    with pytest.raises(AttributeError):
+        del value.name
     assert hash(value) == hash(Frozen("a", ("b",))) and {value, Frozen("a", ("b",))} == {value}
 
 
@@ -97,3 +99,21 @@ def test_the_records_of_a_warm_create_import_no_dataclasses():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+class Point3(Point):
+    z: int = 0
+    more: list = fresh(list)
+
+
+@dataclasses.dataclass
+class Point3DC(PointDC):
+    z: int = 0
+    more: list = dataclasses.field(default_factory=list)
+
+
+def test_a_subclass_keeps_its_parents_fields_first_as_a_dataclass_does():
+    assert Point3.FIELDS == tuple(f.name for f in dataclasses.fields(Point3DC))
+    value, reference = Point3(1, z=2), Point3DC(1, z=2)
+    assert value.as_dict() == dataclasses.asdict(reference)
+    assert value.tags is not Point3(1).tags and value.more == []

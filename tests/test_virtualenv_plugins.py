@@ -126,3 +126,18 @@ def test_a_plugin_of_another_distribution_is_never_imported(release39, tmp_path)
     )
     assert made.returncode == 0, made.stderr
     assert not marker.exists() and (tmp_path / "env" / "bin" / "activate").is_file()
+
+
+def test_a_loader_first_imported_inside_forgets_what_it_loaded_there():
+    """A selector class that virtualenv imports lazily, inside the cut, must not keep the cut set."""
+    from virtualenv.run.plugin.base import PluginLoader
+
+    from overlay_venv.virtualenv_plugins import only_chosen_plugins
+
+    with only_chosen_plugins():
+
+        class Late(PluginLoader):
+            pass
+
+        Late._OPTIONS = {"cut": object}
+    assert "_OPTIONS" not in Late.__dict__ and Late._OPTIONS is PluginLoader._OPTIONS

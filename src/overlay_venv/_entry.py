@@ -6,6 +6,8 @@ entries are dropped from this process's sys.path before any dependency is import
 itself is left alone, so interpreters we start still see the release.
 """
 
+from __future__ import annotations
+
 import atexit
 import os
 import sys
@@ -62,6 +64,8 @@ def plain_create_fields(args: list[str]) -> dict | None:
     names = [arg for arg in args if arg not in PLAIN_FLAGS]
     if len(names) != 1 or names[0][:1] in ("", "-"):
         return None
+    if os.path.exists(names[0]) and not os.access(names[0], os.R_OK):
+        return None  # click refuses an unreadable NAME as a usage error: its words, its status
     return {"dest": names[0], **dict(PLAIN_FLAGS[arg] for arg in args if arg in PLAIN_FLAGS)}
 
 
@@ -113,7 +117,10 @@ def _exit_now(code: object) -> None:
     run_callbacks = getattr(atexit, "_run_exitfuncs", None)
     if run_callbacks is None:  # not CPython: leave the exit to the interpreter
         return
-    run_callbacks()
+    try:
+        run_callbacks()
+    except BaseException:  # noqa: BLE001 - Python 3.9 re-raises a callback's error after reporting it;
+        pass  # Python's own exit reports it too and goes on (3.10 on only report)
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:

@@ -33,11 +33,13 @@ class Value:
 
     def __init_subclass__(cls, frozen: bool = False, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        cls.FIELDS = tuple(cls.__dict__.get("__annotations__", {}))
-        cls._DEFAULTS = {name: cls.__dict__[name] for name in cls.FIELDS if name in cls.__dict__}
-        cls._FROZEN = frozen
-        for name, default in cls._DEFAULTS.items():
-            if isinstance(default, fresh):
+        own = tuple(cls.__dict__.get("__annotations__", {}))
+        # A subclass of a Value class keeps its parent's fields first, as a dataclass's does.
+        cls.FIELDS = tuple(dict.fromkeys([*cls.FIELDS, *own]))
+        cls._DEFAULTS = {**cls._DEFAULTS, **{name: cls.__dict__[name] for name in own if name in cls.__dict__}}
+        cls._FROZEN = frozen or cls._FROZEN
+        for name in own:
+            if isinstance(cls.__dict__.get(name), fresh):
                 delattr(cls, name)  # not a shared class attribute: each instance gets its own
 
     def __init__(self, *args, **kwargs) -> None:
@@ -61,6 +63,11 @@ class Value:
         if self._FROZEN:
             raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self._FROZEN:
+            raise AttributeError(f"cannot delete field {name!r} of a frozen {type(self).__name__}")
+        object.__delattr__(self, name)
 
     def _values(self) -> tuple:
         return tuple(getattr(self, name) for name in self.FIELDS)

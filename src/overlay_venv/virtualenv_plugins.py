@@ -87,7 +87,8 @@ def only_chosen_plugins() -> Iterator[None]:
     try:
         yield
     finally:
-        _forget(loaders)
+        # Again from the loader: a selector class first imported inside (lazily) filled its cache too.
+        _forget(_subclasses(PluginLoader))
         for loader, options in saved.items():
             loader._OPTIONS = options
         PluginLoader._ENTRY_POINTS = saved_entries
