@@ -5,12 +5,16 @@ passes on the newest Python and breaks every command on 3.9."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 from capabilities import require_python
+from conftest import clean_env
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+WHEELHOUSE = Path(os.environ.get("OVERLAY_VENV_TEST_WHEELS", ROOT / ".test-wheels"))
 
 IMPORT_ALL = """\
 import importlib, pkgutil, sys
@@ -66,3 +70,38 @@ def test_a_failing_atexit_callback_keeps_the_exit_status_on_python_3_9():
     out = subprocess.run([python, "-I", "-c", ATEXIT_FAILS, str(SRC)], capture_output=True, text=True)
     assert (out.returncode, out.stdout) == (3, "still\n"), out.stderr
     assert "ZeroDivisionError" in out.stderr
+
+
+def test_installed_by_pip_on_python_3_9_it_creates_installs_and_lists(release39, tmp_path):
+    """overlay-venv as a user on 3.9 gets it: pip builds and installs this checkout (hatchling and the
+    dependencies from the test wheelhouse, scripts/test-wheels/tool.txt), then its console script
+    makes an overlay cold and warm, installs into it without breaking the release, and lists it."""
+    python = require_python("3.9")
+    tool = tmp_path / "tool"
+    subprocess.run([python, "-m", "venv", str(tool)], check=True, capture_output=True)
+    pip_env = {**clean_env(), "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    pip = [str(tool / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(WHEELHOUSE)]
+    installed = subprocess.run([*pip, str(ROOT)], env=pip_env, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    cli = str(tool / "bin" / "overlay-venv")
+    env = release39.env()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([cli, *args], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"overlay-venv {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result
+
+    assert run("--version").stdout.startswith("overlay-venv, version ")
+    run("create", "--no-cache", str(tmp_path / "cold"))
+    run("create", str(tmp_path / "env"))  # the skeleton the first one kept is not used: --no-cache keeps none
+    run("create", str(tmp_path / "warm"))
+    run("install", "--overlay", str(tmp_path / "warm"), "--no-index", "-f", str(release39.wheels), "basepkg==2.0")
+    listed = run("list", str(tmp_path / "warm")).stdout
+    assert "basepkg" in listed and "2.0" in listed
+    check = subprocess.run(
+        [str(tmp_path / "warm" / "bin" / "python"), "-c", "import basepkg; print(basepkg.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0 and str(tmp_path / "warm") in check.stdout, check.stderr
