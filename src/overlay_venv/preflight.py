@@ -43,6 +43,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from .metadata_headers import parse_headers
+
 WHEEL, SDIST = "wheel", "sdist"
 
 
@@ -83,10 +85,9 @@ def parse_filename(filename: str, url: str, **extra) -> Optional[File]:
 
 
 def parse_metadata(text: str) -> Metadata:
-    from email.parser import HeaderParser
-
-    message = HeaderParser().parsestr(text)
-    return Metadata(tuple(message.get_all("Requires-Dist") or ()), message.get("Requires-Python"))
+    headers = parse_headers(text)
+    requires_python = headers.get("requires-python")
+    return Metadata(tuple(headers.get("requires-dist", ())), requires_python[0] if requires_python else None)
 
 
 class _Links(HTMLParser):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..metadata_headers import parse_headers
 from .model import OVERLAY, Copy, Layer, canonical_name
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -38,19 +39,7 @@ def read_headers(path: str) -> dict[str, list[str]]:
                 end = _HEADER_END.search(data)
     finally:
         os.close(fd)
-    text = (data[: end.start()] if end else data).decode("utf-8", "replace")
-    headers: dict[str, list[str]] = {}
-    last = None
-    for line in text.splitlines():
-        if line[:1] in (" ", "\t"):
-            if last is not None:  # a folded header line continues the previous value
-                headers[last][-1] += " " + line.strip()
-            continue
-        key, sep, value = line.partition(":")
-        if sep:
-            last = key.strip().lower()
-            headers.setdefault(last, []).append(value.strip())
-    return headers
+    return parse_headers((data[: end.start()] if end else data).decode("utf-8", "replace"))
 
 
 @dataclass(frozen=True)
