@@ -23,13 +23,15 @@ import os
 import threading
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .preflight import File, Metadata, parse_filename, parse_html, parse_json, parse_metadata
 from .sources import Sources
+
+if TYPE_CHECKING:  # imported where the pool is made: concurrent.futures loads logging (~5 ms), which a
+    from concurrent.futures import Future, ThreadPoolExecutor  # local index never needs
 
 PYPI = "https://pypi.org/simple/"
 AHEAD = 8  # remote files read in parallel ahead of the walk
@@ -260,6 +262,8 @@ class IndexClient:
             if at is None or not _remote(file):
                 return self.metadata(file)
             if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(AHEAD, thread_name_prefix="overlay-venv-index")
             for ahead in order[at : at + 2 * AHEAD]:
                 if ahead.url not in self._ahead and _remote(ahead):

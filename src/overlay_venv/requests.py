@@ -4,7 +4,6 @@ read with packaging's rules (what pip itself uses), and how they are recorded fo
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -93,6 +92,8 @@ def project_name(location: str) -> Optional[str]:
         return match["name"]
     if not path.is_dir():
         return None
+    import configparser  # here: only a local project directory needs it (~2 ms of every install)
+
     try:
         if (path / "pyproject.toml").is_file():
             name = _pyproject_name((path / "pyproject.toml").read_text(encoding="utf-8"))

@@ -11,7 +11,6 @@ Pure apart from reading the files.
 
 from __future__ import annotations
 
-import configparser
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +91,8 @@ def pip_values(environ: Mapping[str, str], prefix: Optional[str]) -> dict[str, t
     for path in config_files(environ, prefix):
         if not path.is_file():
             continue
+        import configparser  # here: with no pip.conf to read (PIP_CONFIG_FILE=/dev/null) it costs nothing
+
         parser = configparser.RawConfigParser()
         try:
             parser.read(path, encoding="utf-8")
