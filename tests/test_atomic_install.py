@@ -495,7 +495,7 @@ def test_a_rollback_cut_short_at_any_step_is_finished_by_the_next_one(tmp_path, 
         assert tree_state(overlay) != before and txn.changed()
         calls = {"n": 0}
         real = {name: getattr(transaction.os, name) for name in ("rename", "replace")}
-        real_rmtree, real_exchange = transaction._rmtree, transaction._exchange
+        real_rmtree, real_exchange = transaction.remove_tree, transaction._exchange
 
         def cut(function, calls=calls, limit=steps):
             def wrapper(*args, **kwargs):
@@ -509,7 +509,7 @@ def test_a_rollback_cut_short_at_any_step_is_finished_by_the_next_one(tmp_path, 
         with monkeypatch.context() as patch:
             for name, function in real.items():
                 patch.setattr(transaction.os, name, cut(function))
-            patch.setattr(transaction, "_rmtree", cut(real_rmtree))
+            patch.setattr(transaction, "remove_tree", cut(real_rmtree))
             patch.setattr(transaction, "_exchange", cut(real_exchange if exchange else lambda a, b: False))
             try:
                 transaction.restore(overlay, overlay / transaction.TXN)

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
-from .atomic import _exchange
+from .atomic import _exchange, remove_tree
 from .errors import OverlayError
 
 TXN = ".overlay-venv-txn"
@@ -98,10 +98,6 @@ def _link_entries(source: str, target: str, linking: list[bool]) -> None:
                     shutil.copy2(src, dst, follow_symlinks=False)
 
 
-def _rmtree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _remove_detached(path: Path) -> None:
     """Remove ``path`` in a grandchild of ours that keeps nothing of ours open (not our stdout: a
     caller reading it would wait for the removal), so our exit does not wait for it; here when other
@@ -110,12 +106,12 @@ def _remove_detached(path: Path) -> None:
     from .atomic import keep_no_descriptors, threading_active
 
     if threading_active():
-        _rmtree(path)
+        remove_tree(path)
         return
     try:
         pid = os.fork()
     except OSError:
-        _rmtree(path)
+        remove_tree(path)
         return
     if pid:
         os.waitpid(pid, 0)
@@ -124,7 +120,7 @@ def _remove_detached(path: Path) -> None:
         os.setsid()  # a Ctrl-C to our terminal must not leave the removal half done (the next command would finish it)
         if os.fork() == 0:
             keep_no_descriptors()
-            _rmtree(path)
+            remove_tree(path)
     finally:
         os._exit(0)
 
@@ -138,7 +134,7 @@ def remove_leftovers(overlay: Path) -> None:
         return
     for name in names:
         if name.startswith((NEW_PREFIX, DONE_PREFIX)):
-            _rmtree(overlay / name)
+            remove_tree(overlay / name)
 
 
 class Transaction:
@@ -187,7 +183,7 @@ class Transaction:
             done = self.overlay / f"{DONE_PREFIX}{os.urandom(4).hex()}"  # not secrets: it loads OpenSSL (hmac)
             os.rename(self.path, done)
             self.open = False
-            _rmtree(done)
+            remove_tree(done)
             return
         self.open = False
         _remove_detached(aside)
@@ -258,7 +254,7 @@ def begin(overlay: Path, dirs: list[str], command: str) -> Transaction:
         (new / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         os.rename(new, overlay / TXN)
     except OSError as exc:
-        _rmtree(new)
+        remove_tree(new)
         raise OverlayError(
             f"cannot prepare the install ({exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}); {UNCHANGED}"
         ) from None
@@ -283,7 +279,7 @@ def restore(overlay: Path, txn: Path) -> None:
         _restore_dir(overlay / name, txn / "tree" / name, discard / name)
     for name in manifest["absent"]:  # made by the install (data files): not there before
         if os.path.lexists(overlay / name):
-            _rmtree(discard / name)
+            remove_tree(discard / name)
             os.rename(overlay / name, discard / name)
     for name in manifest["files"]:
         partial = overlay / f".{name}.restore"
@@ -291,7 +287,7 @@ def restore(overlay: Path, txn: Path) -> None:
         os.replace(partial, overlay / name)
     done = overlay / f"{DONE_PREFIX}{os.urandom(4).hex()}"
     os.rename(txn, done)
-    _rmtree(done)
+    remove_tree(done)
 
 
 def _restore_dir(live: Path, snap: Path, discard: Path) -> None:
@@ -300,15 +296,15 @@ def _restore_dir(live: Path, snap: Path, discard: Path) -> None:
     elif snap.exists():
         if os.path.lexists(live):
             if not _exchange(snap, live):
-                _rmtree(discard)
+                remove_tree(discard)
                 os.rename(live, discard)
                 os.rename(snap, live)
         else:
             os.rename(snap, live)  # an interrupted two-rename restore
     else:
         return  # neither marker nor snapshot: restored and cleaned up by an earlier run
-    _rmtree(snap)
-    _rmtree(discard)
+    remove_tree(snap)
+    remove_tree(discard)
     (live / MARKER).unlink(missing_ok=True)
 
 

@@ -133,8 +133,7 @@ def view_for(python: str, provided: Sequence[Any], workdir: Path) -> Path:
     cache (one a overlay, named by its real path's digest; an install holds the overlay's lock, so one
     writer at a time), else in ``workdir``. Views whose overlay is gone (a rebuild's staging copy, a
     removed overlay) are removed on the way."""
-    import shutil
-
+    from ..atomic import remove_tree
     from ..cachedir import cache_dir, sha256
 
     overlay = os.path.realpath(os.path.dirname(os.path.dirname(python)))
@@ -146,7 +145,7 @@ def view_for(python: str, provided: Sequence[Any], workdir: Path) -> Path:
     with os.scandir(root) as views:
         for entry in views:
             if entry.is_dir(follow_symlinks=False) and not os.path.exists(os.path.join(entry.path, ".overlay")):
-                shutil.rmtree(entry.path, ignore_errors=True)
+                remove_tree(entry.path)
     view = root / sha256(overlay.encode()).hexdigest()[:20]
     view.mkdir(exist_ok=True)
     if not os.path.islink(view / ".overlay"):  # first: another install prunes a view without one
