@@ -6,6 +6,7 @@ only slower. On clusters where the home quota is small, point ``XDG_CACHE_HOME``
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -30,19 +31,15 @@ def sha256(data: bytes = b""):
     return _sha256_type()(data)
 
 
-_found: list = []
-
-
+@functools.cache
 def _sha256_type():
     # Looked up once: a failed import is not remembered by Python, and each attempt searches every
     # sys.path entry again (a warm create asks for eight digests).
-    if not _found:
-        try:
-            if sys.version_info >= (3, 12):
-                from _sha2 import sha256 as builtin
-            else:
-                from _sha256 import sha256 as builtin
-        except ImportError:  # not CPython
-            from hashlib import sha256 as builtin
-        _found.append(builtin)
-    return _found[0]
+    try:
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256 as builtin
+        else:
+            from _sha256 import sha256 as builtin
+    except ImportError:  # not CPython
+        from hashlib import sha256 as builtin
+    return builtin

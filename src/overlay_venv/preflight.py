@@ -25,6 +25,7 @@ Pure: files and metadata come in through the ``fetch`` callable; :func:`parse_ht
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,8 +91,13 @@ def parse_metadata(text: str) -> Metadata:
 
 
 def _links_parser():
-    """A parser that collects a page's anchors and its <base>. html.parser is imported here: ~2.5 ms
-    that an install from a local wheelhouse (directories, not pages) never needs."""
+    return _links_class()()
+
+
+@functools.cache
+def _links_class() -> type:
+    """The parser class that collects a page's anchors and its <base>, made once. html.parser is
+    imported here: ~2.5 ms that an install from a local wheelhouse (directories, not pages) never needs."""
     from html.parser import HTMLParser
 
     class Links(HTMLParser):
@@ -106,7 +112,7 @@ def _links_parser():
             elif tag == "a":
                 self.anchors.append(dict(attrs))
 
-    return Links()
+    return Links
 
 
 def _metadata_url(url: str, flag) -> Optional[str]:

@@ -79,16 +79,15 @@ def only_chosen_plugins() -> Iterator[None]:
     if entries is None or not hasattr(PluginLoader, "_ENTRY_POINTS"):
         yield
         return
-    loaders = _subclasses(PluginLoader)
-    saved = {loader: loader.__dict__["_OPTIONS"] for loader in loaders if "_OPTIONS" in loader.__dict__}
+    saved = {loader: loader.__dict__["_OPTIONS"] for loader in _subclasses(PluginLoader) if "_OPTIONS" in loader.__dict__}
     saved_entries = PluginLoader._ENTRY_POINTS
-    _forget(loaders)
+    _forget(PluginLoader)
     PluginLoader._ENTRY_POINTS = EntryPoints(chosen_entry_points(entries))
     try:
         yield
     finally:
-        # Again from the loader: a selector class first imported inside (lazily) filled its cache too.
-        _forget(_subclasses(PluginLoader))
+        # Every class below the loader now: one first imported inside (lazily) filled its cache too.
+        _forget(PluginLoader)
         for loader, options in saved.items():
             loader._OPTIONS = options
         PluginLoader._ENTRY_POINTS = saved_entries
@@ -101,8 +100,10 @@ def _subclasses(cls: type) -> list[type]:
     return found
 
 
-def _forget(loaders: list[type]) -> None:
-    for loader in loaders:
-        if "_OPTIONS" in loader.__dict__ and loader is not loaders[0]:
+def _forget(root: type) -> None:
+    """Empty the per-process plugin cache of ``root`` and of every class below it (which then read
+    ``root``'s, None)."""
+    for loader in _subclasses(root)[1:]:
+        if "_OPTIONS" in loader.__dict__:
             delattr(loader, "_OPTIONS")
-    loaders[0]._OPTIONS = None
+    root._OPTIONS = None
