@@ -20,7 +20,9 @@ most 1.2x plain pip (issue 5).
 Then one wheel (issue 17): `uv pip install` of one dependency-free wheel from the same wheelhouse into
 a plain venv (`python -m venv --without-pip` on the release's interpreter, release not on its path:
 what uv does at its fastest) against `overlay-venv install --installer uv` of it into an overlay on the
-release, and `overlay-venv install` (pip) for reference: paired rounds in alternating order after one
+release, as this interpreter's console script and installed on its own (as pipx or the README's venv
+installs it: an interpreter that sees only overlay-venv and its dependencies, so no other package's
+.pth files run at its start), and `overlay-venv install` (pip) for reference: paired rounds in alternating order after one
 warm-up, twice: on fresh targets made untimed (an overlay's first install), and on the same targets
 with the wheel removed between rounds, untimed (a later install: uv's view of the layers is kept).
 The verdict is the median of the per-round ratios. Target: at most 2x. `--profile` adds a cProfile of
@@ -40,10 +42,11 @@ import sys
 import time
 from pathlib import Path
 
-from _common import Scratch, clean_env, make_base, resolve_python, table, timed, tool_script
+from _common import Scratch, clean_env, isolated_tool, make_base, resolve_python, table, timed, tool_script
 
 TARGET = 1.2  # overlay-venv install / plain pip, median wall time
 ONE_TARGET = 2.0  # overlay-venv install --installer uv / uv pip install into a plain venv, one wheel
+OWN_UV = "overlay-venv install --installer uv, installed on its own"
 
 
 def base_name(i: int) -> str:
@@ -189,7 +192,13 @@ def one_wheel(scratch: Path, env: dict, exe: Path, wheels: Path, cli: str, uv: s
     wheel = make_base.build_wheel(wheels, "bench-one", "1.0")
     sources = ["--no-index", "--find-links", str(wheels)]
     plain_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # a plain venv: no release on its path
-    labels = ["uv pip install (plain venv)", "overlay-venv install --installer uv", "overlay-venv install (pip)"]
+    own = str(isolated_tool(scratch))  # as pipx or the README's venv installs it: no other .pth files at start
+    labels = [
+        "uv pip install (plain venv)",
+        "overlay-venv install --installer uv",
+        OWN_UV,
+        "overlay-venv install (pip)",
+    ]
 
     def make(label: str, name: str) -> Path:
         target = scratch / name
@@ -203,7 +212,8 @@ def one_wheel(scratch: Path, env: dict, exe: Path, wheels: Path, cli: str, uv: s
         if label == labels[0]:
             return [uv, "pip", "install", "--python", str(target / "bin" / "python"), *sources, "bench-one"], plain_env
         installer = ["--installer", "uv"] if "uv" in label else []
-        return [cli, "install", "--overlay", str(target), *installer, *sources, "bench-one"], env
+        tool = own if label == OWN_UV else cli
+        return [tool, "install", "--overlay", str(target), *installer, *sources, "bench-one"], env
 
     def remove(label: str, target: Path) -> None:  # untimed, between rounds on the same target
         python = str(target / "bin" / "python")
@@ -247,10 +257,11 @@ def one_wheel(scratch: Path, env: dict, exe: Path, wheels: Path, cli: str, uv: s
         what = "a fresh target each round" if mode == "first" else "the same target each round, the wheel removed between"
         print(f"\none wheel ({wheel.name}) from the wheelhouse of {len(list(wheels.iterdir()))}: {what}, {rounds} paired rounds")
         print(table(["command", "median", "best", "median of per-round ratios"], rows))
-        ratio = statistics.median(ratios[labels[1]])
-        verdicts.append(ratio <= ONE_TARGET)
-        verdict = "within" if verdicts[-1] else "OVER"
-        print(f"overlay-venv install --installer uv ({mode}): {ratio:.2f}x uv pip install ({verdict} the {ONE_TARGET}x target)")
+        for label in labels[1:3]:
+            ratio = statistics.median(ratios[label])
+            verdicts.append(ratio <= ONE_TARGET)
+            verdict = "within" if verdicts[-1] else "OVER"
+            print(f"{label} ({mode}): {ratio:.2f}x uv pip install ({verdict} the {ONE_TARGET}x target)")
     if profile:
         overlay = make(labels[1], "one-profile")
         cmd = [

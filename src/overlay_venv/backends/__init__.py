@@ -95,10 +95,30 @@ class Job:
     requested: frozenset = frozenset()  # canonical names the user asked for (pip marks them REQUESTED)
 
 
+class Ahead:
+    """Work an installer started ahead of an install (see :meth:`Backend.ahead`): told the layers
+    once they are read, ended with the context. This one starts nothing."""
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def layers_read(self, provided: Sequence[Any]) -> None:
+        """Every distribution the overlay's interpreter sees, as ``Job.provided`` will hold them."""
+
+
 class Backend:
     """An installer. Subclasses implement the three operations; :meth:`pip_command` is shared."""
 
     name = ""
+
+    def ahead(self, python: str, environ: Mapping[str, str]) -> Ahead:
+        """What this installer can start before an install into the overlay of ``python`` (in the job
+        environment ``environ``), to run while the caller reads the layers and looks at the index; a
+        context, whose end stops whatever still runs. Nothing by default."""
+        return Ahead()
 
     def install(self, job: Job) -> Outcome:
         """Install ``job.requirement_args`` with the base held by ``job.constraints``; never raises for

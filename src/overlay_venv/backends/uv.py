@@ -20,13 +20,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 
 from ..errors import OverlayError
-from . import UV, Backend, Job, Outcome, run_captured, run_collected, run_streaming
+from . import UV, Ahead, Backend, Job, Outcome, run_captured, run_collected, run_in_background, run_streaming
+
+ASKING_SECONDS = 10.0  # the longest a uv run waits for the interpreter query started ahead (~70 ms)
 
 HOW_TO_GET_UV = (
     "install it beside overlay-venv with `python -m pip install uv` (or `pipx install uv`; see "
@@ -102,6 +105,10 @@ class UvBackend(Backend):
                 f"(no uv package beside overlay-venv, no uv on PATH): {HOW_TO_GET_UV}"
             )
         self.binary = binary
+        self._ahead: Optional[UvAhead] = None
+
+    def ahead(self, python: str, environ: Mapping[str, str]) -> UvAhead:
+        return UvAhead(self, python, environ)
 
     def install(self, job: Job) -> Outcome:
         from .pip import PipBackend
@@ -141,7 +148,10 @@ class UvBackend(Backend):
         environ = self._environ(job.environ)
         if settings.cert and "SSL_CERT_FILE" not in environ:
             environ["SSL_CERT_FILE"] = settings.cert
-        view = view_for(job.python, job.provided, job.workdir)
+        ahead = self._ahead if self._ahead is not None and self._ahead.python == job.python else None
+        view = (ahead and ahead.view(job.provided)) or view_for(job.python, job.provided, job.workdir)
+        if ahead:
+            ahead.asked()
         cmd = [self.binary, "pip", "install", "--dry-run", "--target", str(view), "--python", job.python]
         cmd += ["-c", str(job.constraints), *(arg for file in settings.constraints for arg in ("-c", file))]
         # pip's only-if-needed: --upgrade moves the named packages, their dependencies only when needed.
@@ -184,6 +194,8 @@ class UvBackend(Backend):
         if not arguments:
             return resolved  # everything asked for is already installed, in the overlay or the base
         environ = self._environ(job.environ)
+        if self._ahead is not None and self._ahead.python == job.python:
+            self._ahead.asked()
         # Every artifact is named: a local file by its directory, any other by its URL. No index, then:
         # uv would otherwise look on its default one too, for a same-named project.
         cmd = [self.binary, "pip", "install", "--python", job.python, "--no-deps", *job.index.uv_args()]
@@ -242,3 +254,74 @@ def unmark_requested(python: str, names: Sequence[str]) -> None:
             except OSError:
                 continue  # no RECORD to keep true: leave the mark
             marker.unlink()
+
+
+class UvAhead(Ahead):
+    """What uv's installs start ahead (:meth:`Backend.ahead`), both kept out of the install's path:
+
+    - uv asks an interpreter it has not met (a new overlay's) for its paths and tags before anything
+      else: ~70 ms, the longest part of a one-wheel install into a new overlay. It keeps the answer in
+      its cache (by the interpreter's path and the executable's time), so ``uv python find PYTHON``
+      started at once, on another core, leaves the dry run nothing to ask. It writes only to uv's cache.
+    - the view of the layers (:func:`.uv_resolve.view_for`: a link a distribution, all of them for an
+      overlay's first install) is brought up to date in a thread once the layers are read, while the
+      snapshot is taken and the pre-flight reads the index.
+    """
+
+    def __init__(self, backend: UvBackend, python: str, environ: Mapping[str, str]) -> None:
+        self.backend, self.python, self.environ = backend, python, environ
+        self._asking: Optional[subprocess.Popen] = None
+        self._viewing = None  # run_in_background's result callable
+        self._provided: Optional[Sequence[Any]] = None
+
+    def __enter__(self) -> UvAhead:
+        try:
+            self._asking = subprocess.Popen(
+                [self.backend.binary, "python", "find", self.python],
+                env=self.backend._environ(self.environ),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:  # uv is gone or cannot run: the install itself says so
+            self._asking = None
+        self.backend._ahead = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.backend._ahead = None
+        if self._asking is not None:
+            if self._asking.poll() is None:
+                self._asking.kill()
+            self._asking.wait()
+        if self._viewing is not None:
+            try:
+                self._viewing()  # a view half made is fine (the next install completes it); a thread left writing is not
+            except Exception:  # noqa: BLE001 - the install made its own view, or failed for its own reason
+                pass
+
+    def layers_read(self, provided: Sequence[Any]) -> None:
+        from .uv_resolve import view_for
+
+        self._provided = provided
+        self._viewing = run_in_background(view_for, self.python, provided, None)
+
+    def view(self, provided: Sequence[Any]) -> Optional[Path]:
+        """The view made ahead for exactly ``provided``, or None (made for other layers, not kept in a
+        cache, or failed: the caller makes its own, which says why if it fails too)."""
+        if self._viewing is None or provided is not self._provided:
+            return None
+        try:
+            return self._viewing()
+        except Exception:  # noqa: BLE001 - see above
+            return None
+
+    def asked(self) -> None:
+        """Wait for the interpreter query: two uv runs asking the same interpreter at once would each
+        pay for it. One that hangs is stopped, once; the uv run then asks for itself."""
+        if self._asking is not None:
+            try:
+                self._asking.wait(timeout=ASKING_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._asking.kill()
+                self._asking.wait()

@@ -128,17 +128,19 @@ def sync_view(provided: Iterable[Any], view: Path) -> None:
         os.symlink(direct, view / name / "direct_url.json")
 
 
-def view_for(python: str, provided: Sequence[Any], workdir: Path) -> Path:
+def view_for(python: str, provided: Sequence[Any], workdir: Optional[Path]) -> Optional[Path]:
     """The view for the overlay of ``python``, up to date: kept between installs in overlay-venv's
     cache (one a overlay, named by its real path's digest; an install holds the overlay's lock, so one
-    writer at a time), else in ``workdir``. Views whose overlay is gone (a rebuild's staging copy, a
-    removed overlay) are removed on the way."""
+    writer at a time), else in ``workdir`` (None without one). Views whose overlay is gone (a
+    rebuild's staging copy, a removed overlay) are removed on the way."""
     from ..atomic import remove_tree
     from ..cachedir import cache_dir, sha256
 
     overlay = os.path.realpath(os.path.dirname(os.path.dirname(python)))
     root = cache_dir("uv-views")
     if root is None:
+        if workdir is None:
+            return None
         view = workdir / "uv-view"
         sync_view(provided, view)
         return view

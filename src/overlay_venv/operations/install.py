@@ -212,6 +212,8 @@ def install(
 ) -> InstallResult:
     """The install proper into a live overlay, all or nothing (a transaction: rolled back on any
     failure, interruption or full disk). The caller holds the overlay's lock."""
+    import os
+
     from ..changes import pth_files_of
     from ..layers import check_requirements, load_layering
     from ..overlay_lock import command_text
@@ -220,29 +222,33 @@ def install(
     from ..transaction import all_or_nothing, begin, scheme_dirs
 
     record = read_record(overlay)
-    # No wheel tags: the pre-flight asks for them only if it meets a wheel they decide (tags_needed).
-    layering = load_layering(overlay, requirements=True)
-    pth_files = pth_files_of(layering)
-    # What was already broken, computed while the installer runs: only new breakage is reported after.
-    broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
-    txn = begin(overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
+    # The installer starts what it would wait for first (uv: asking a new overlay's interpreter, its
+    # view of the layers), to run while the layers are read, the snapshot taken, the index looked at.
+    with backend.ahead(str(overlay / record.bin_dir / "python"), os.environ) as ahead:
+        # No wheel tags: the pre-flight asks for them only if it meets a wheel they decide (tags_needed).
+        layering = load_layering(overlay, requirements=True)
+        ahead.layers_read(layering.distributions)
+        pth_files = pth_files_of(layering)
+        # What was already broken, computed while the installer runs: only new breakage is reported after.
+        broken_before = run_in_background(check_requirements, layering.distributions, layering.marker_environment, [])
+        txn = begin(overlay, scheme_dirs(record.bin_dir, record.site_packages), command_text())
 
-    def work() -> InstallResult:
-        run = run_guarded(layering, requests, allow_shadow, index, backend, quiet, ask_tags=True)
-        if run.refused:
-            state = txn.rollback()
-            raise OverlayError(f"no release that works with the base's held packages: {state}", details=failure_details(run))
-        if not run.outcome.ok:
-            who = run.outcome.tool or backend.name
-            state = txn.rollback()
-            raise OverlayError(f"{who} failed (exit status {run.outcome.returncode}): {state}", details=failure_details(run))
-        secure_scripts(overlay / record.bin_dir)
-        result = _record_and_check(overlay, layering, pth_files, requests, allow_shadow, broken_before(), run.warnings)
-        result.notes = run.notes
-        return result
+        def work() -> InstallResult:
+            run = run_guarded(layering, requests, allow_shadow, index, backend, quiet, ask_tags=True)
+            if run.refused:
+                state = txn.rollback()
+                raise OverlayError(f"no release that works with the base's held packages: {state}", details=failure_details(run))
+            if not run.outcome.ok:
+                who = run.outcome.tool or backend.name
+                state = txn.rollback()
+                raise OverlayError(f"{who} failed (exit status {run.outcome.returncode}): {state}", details=failure_details(run))
+            secure_scripts(overlay / record.bin_dir)
+            result = _record_and_check(overlay, layering, pth_files, requests, allow_shadow, broken_before(), run.warnings)
+            result.notes = run.notes
+            return result
 
-    # Committed when work() returns: what follows only reports the install.
-    return all_or_nothing(txn, work)
+        # Committed when work() returns: what follows only reports the install.
+        return all_or_nothing(txn, work)
 
 
 def _record_and_check(overlay, before, pth_files, requests, allow_shadow, broken_before, warnings) -> InstallResult:
