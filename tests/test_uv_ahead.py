@@ -133,3 +133,48 @@ def test_without_a_cache_nothing_is_made_ahead(tmp_path, monkeypatch):
     monkeypatch.setattr("overlay_venv.cachedir.cache_dir", lambda *parts: None)
     assert uv_resolve.view_for(str(tmp_path / "bin" / "python"), [], None) is None
     assert uv_resolve.view_for(str(tmp_path / "bin" / "python"), [], tmp_path) == tmp_path / "uv-view"
+
+
+# The CLI, with each interpreter UvAhead starts for and each view it is told of printed to stderr.
+CLI_NOTING_AHEAD = textwrap.dedent(
+    """\
+    import sys
+    from overlay_venv.backends import uv
+
+    enter, told = uv.UvAhead.__enter__, uv.UvAhead.layers_read
+
+    def noted_enter(self):
+        sys.stderr.write(f"ahead for {self.python}\\n")
+        return enter(self)
+
+    def noted_told(self, provided):
+        sys.stderr.write(f"layers for {self.python}: {len(provided)}\\n")
+        return told(self, provided)
+
+    uv.UvAhead.__enter__, uv.UvAhead.layers_read = noted_enter, noted_told
+    sys.argv[0] = "overlay-venv"
+    from overlay_venv.cli import main
+    main()
+    """
+)
+
+
+def test_rebuild_with_uv_starts_ahead_too(release39, tmp_path):
+    """rebuild installs into a staging overlay (an interpreter uv has not met) through the same
+    ahead as install, and ends as install does."""
+    require_uv()
+    from conftest import overlay_venv
+
+    env = release39.env(PIP_CONFIG_FILE=os.devnull, UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    overlay = make_overlay(release39, tmp_path / "env", install=())
+    sources = ["--no-index", "-f", str(release39.wheels)]
+    overlay_venv("install", "--overlay", str(overlay), "--installer", "uv", "-q", *sources, "basepkg==2.0", env=env)
+    cmd = [sys.executable, "-c", CLI_NOTING_AHEAD, "rebuild", str(overlay), "--installer", "uv", *sources]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    noted = [line for line in result.stderr.splitlines() if line.startswith(("ahead for", "layers for"))]
+    assert len(noted) == 2 and noted[0].startswith("ahead for ") and noted[1].startswith("layers for "), result.stderr
+    staged = noted[0].removeprefix("ahead for ")
+    assert staged != str(overlay / "bin" / "python") and staged.endswith("/bin/python")  # the staging overlay's
+    listed = json.loads(overlay_venv("list", str(overlay), "--json", env=env).stdout)
+    assert ("basepkg", "2.0", "overlay") in {(d["name"], d["version"], d["label"]) for d in listed["distributions"]}

@@ -42,9 +42,13 @@ def populate_from_requests(
         packages = [item for item in requests if not item.startswith("-e ")]
         editables = [item[3:] for item in requests if item.startswith("-e ")]
         wanted = read_requests(packages, (), editables, (), environ)
-        layering = load_layering(stage, environ, requirements=True)
-        index = IndexOptions(sources.index_url, sources.extra_index_urls, sources.find_links, sources.no_index)
-        run = run_guarded(layering, wanted, allow_shadow, index, get_backend(installer), quiet)
+        backend = get_backend(installer)
+        # As install's: what the installer can start early runs while the layers are read.
+        with backend.ahead(str(stage / read_record(stage).bin_dir / "python"), environ) as ahead:
+            layering = load_layering(stage, environ, requirements=True)
+            ahead.layers_read(layering.distributions)
+            index = IndexOptions(sources.index_url, sources.extra_index_urls, sources.find_links, sources.no_index)
+            run = run_guarded(layering, wanted, allow_shadow, index, backend, quiet)
         if not run.outcome.ok:
             lines = failure_details(run, "overlay-venv rebuild", fallback=False)
             if lines:
