@@ -58,6 +58,7 @@ WRAPPER = """\
 finder=$(awk '$4 == "python" {{ print $2; exit }}' "{log}" 2>/dev/null)
 if [ -n "$finder" ] && [ -e "/proc/$finder" ]; then echo "$finder" >> "{log}.alive"; fi
 echo "start $$ $(date +%s%N) $1 $2" >> "{log}"
+export AHEAD_WHO="$1 $2 $3"  # the overlay's interpreter notes which uv run started it
 if [ "$1 $2" = "python find" ] && [ -e "{hang}" ]; then exec sleep 600; fi
 "{uv}" "$@"
 status=$?
@@ -74,23 +75,31 @@ def case(release39, tmp_path):
     wrapper.write_text(WRAPPER.format(log=log, hang=hang, uv=uv))
     wrapper.chmod(0o755)
     overlay = make_overlay(release39, tmp_path / "env", install=())
+    started = tmp_path / "python-started-by"
+    note = f"import os; os.environ.get('AHEAD_WHO') and open({str(started)!r}, 'a').write(os.environ['AHEAD_WHO'] + '\\n')\n"
+    (next((overlay / "lib").glob("python3.*")) / "site-packages" / "zz_ahead_note.pth").write_text(note)
     env = release39.env(
         PIP_CONFIG_FILE=os.devnull, UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uv-cache"), OVERLAY_VENV_PREFLIGHT="0"
     )
 
-    def run(mode: str = "", asking_seconds: float = 10.0):
+    def run(mode: str = "", asking_seconds: float = 10.0, cwd=None):
         args = [str(wrapper), str(overlay), str(release39.wheels), mode, str(asking_seconds)]
-        result = subprocess.run([sys.executable, "-c", DRIVER, *args], env=env, capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-c", DRIVER, *args], env=env, capture_output=True, text=True, cwd=cwd)
         assert result.returncode == 0, result.stdout + result.stderr
         runs = [line.split(maxsplit=4) for line in log.read_text().splitlines()]
         return json.loads(result.stdout.splitlines()[-1]), runs
 
-    return SimpleNamespace(run=run, hang=hang, alive=tmp_path / "uv.log.alive")
+    return SimpleNamespace(run=run, hang=hang, alive=tmp_path / "uv.log.alive", started=started)
 
 
 def events(runs, what: str) -> list[tuple[str, int]]:
     """(start|end, time in ns) of the uv runs whose first two words are ``what``."""
     return [(event, int(when)) for event, _, when, *words in runs if " ".join(words) == what]
+
+
+def started_by(case) -> set[str]:
+    """The uv runs (first two words) that started the overlay's interpreter."""
+    return {" ".join(line.split()[:2]) for line in case.started.read_text().splitlines()}
 
 
 def test_the_interpreter_is_asked_ahead_and_the_dry_run_waits_for_it(case):
@@ -102,6 +111,8 @@ def test_the_interpreter_is_asked_ahead_and_the_dry_run_waits_for_it(case):
     assert len(starts) == 2  # the dry run and the install
     assert asked_end <= min(starts), runs
     assert not case.alive.exists()  # and gone (reaped) by then
+    # Only the query started the overlay's interpreter: the dry run and the install found uv's answer cached.
+    assert started_by(case) == {"python find"}, case.started.read_text()  # (uv's query starts it twice)
     # The view was made ahead, in a thread, and the install used it rather than making its own.
     assert outcome["view_in_main"] == [False]
 
@@ -117,6 +128,19 @@ def test_a_hanging_query_is_stopped_and_the_install_goes_on(case):
     assert len([1 for event, *_ in runs if event == "start"]) == 3
     # Stopped when the dry run gave up waiting, before it started: the install's run has none to wait for.
     assert not case.alive.exists(), case.alive.read_text()
+    # The dry run asked the interpreter itself (the query never got to), and the install found that cached.
+    assert started_by(case) == {"pip install"}, case.started.read_text()
+
+
+def test_a_project_in_the_current_directory_does_not_change_the_query(case, tmp_path):
+    """A project here whose requires-python no interpreter meets: the query is about the interpreter
+    only (it runs with --no-project), and is still the only uv run that starts it."""
+    here = tmp_path / "project"
+    here.mkdir()
+    (here / "pyproject.toml").write_text('[project]\nname = "elsewhere"\nversion = "1"\nrequires-python = ">=4"\n')
+    outcome, _ = case.run(cwd=here)
+    assert outcome["changes"] == {"basepkg": [None, "2.0"]}
+    assert started_by(case) == {"python find"}, case.started.read_text()
 
 
 def test_a_view_that_failed_ahead_is_made_by_the_install(case):

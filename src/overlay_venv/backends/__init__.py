@@ -97,7 +97,7 @@ class Job:
 
 class Ahead:
     """Work an installer started ahead of an install (see :meth:`Backend.ahead`): told the layers
-    once they are read, ended with the context. This one starts nothing."""
+    once they are read, stopped or waited for when the context ends. This one starts nothing."""
 
     def __enter__(self) -> Ahead:
         return self
@@ -117,7 +117,7 @@ class Backend:
     def ahead(self, python: str, environ: Mapping[str, str]) -> Ahead:
         """What this installer can start before an install into the overlay of ``python`` (in the job
         environment ``environ``), to run while the caller reads the layers and looks at the index; a
-        context, whose end stops whatever still runs. Nothing by default."""
+        context, whose end stops or waits for whatever still runs. Nothing by default."""
         return Ahead()
 
     def install(self, job: Job) -> Outcome:

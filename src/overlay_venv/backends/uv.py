@@ -277,7 +277,8 @@ class UvAhead(Ahead):
     def __enter__(self) -> UvAhead:
         try:
             self._asking = subprocess.Popen(
-                [self.backend.binary, "python", "find", self.python],
+                # --no-project: the query is about the interpreter only, whatever pyproject.toml is here.
+                [self.backend.binary, "python", "find", "--no-project", self.python],
                 env=self.backend._environ(self.environ),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -294,7 +295,7 @@ class UvAhead(Ahead):
             if self._asking.poll() is None:
                 self._asking.kill()
             self._asking.wait()
-        if self._viewing is not None:
+        if self._viewing is not None:  # waited for, not stopped: one link a distribution, and most often done
             try:
                 self._viewing()  # a view half made is fine (the next install completes it); a thread left writing is not
             except Exception:  # noqa: BLE001 - the install made its own view, or failed for its own reason
@@ -309,12 +310,13 @@ class UvAhead(Ahead):
     def view(self, provided: Sequence[Any]) -> Optional[Path]:
         """The view made ahead for exactly ``provided``, or None (made for other layers, not kept in a
         cache, or failed: the caller makes its own, which says why if it fails too)."""
-        if self._viewing is None or provided is not self._provided:
+        if self._viewing is None:
             return None
         try:
-            return self._viewing()
+            made = self._viewing()  # waited for in any case: the caller's own view is the same directory
         except Exception:  # noqa: BLE001 - see above
             return None
+        return made if provided is self._provided else None
 
     def asked(self) -> None:
         """Wait for the interpreter query: two uv runs asking the same interpreter at once would each
