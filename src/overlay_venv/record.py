@@ -103,6 +103,10 @@ class OverlayRecord(Value):
     # the release directly. Absent from older files: [].
     lowers: list = fresh(list)
 
+    def python(self, overlay: Path) -> str:
+        """The overlay's interpreter, ``NAME/bin/python``: what jobs and installers run."""
+        return str(overlay / self.bin_dir / "python")
+
     def to_data(self) -> dict:
         data = self.as_dict()
         base = data.pop("base")

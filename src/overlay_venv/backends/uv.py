@@ -110,6 +110,10 @@ class UvBackend(Backend):
     def ahead(self, python: str, environ: Mapping[str, str]) -> UvAhead:
         return UvAhead(self, python, environ)
 
+    def _ahead_for(self, python: str) -> Optional[UvAhead]:
+        """The work started ahead for ``python``, while its context lasts; else None."""
+        return self._ahead if self._ahead is not None and self._ahead.python == python else None
+
     def install(self, job: Job) -> Outcome:
         from .pip import PipBackend
         from .pip_settings import read_pip_settings
@@ -148,7 +152,7 @@ class UvBackend(Backend):
         environ = self._environ(job.environ)
         if settings.cert and "SSL_CERT_FILE" not in environ:
             environ["SSL_CERT_FILE"] = settings.cert
-        ahead = self._ahead if self._ahead is not None and self._ahead.python == job.python else None
+        ahead = self._ahead_for(job.python)
         view = (ahead and ahead.view(job.provided)) or view_for(job.python, job.provided, job.workdir)
         if ahead:
             ahead.asked()
@@ -194,8 +198,9 @@ class UvBackend(Backend):
         if not arguments:
             return resolved  # everything asked for is already installed, in the overlay or the base
         environ = self._environ(job.environ)
-        if self._ahead is not None and self._ahead.python == job.python:
-            self._ahead.asked()
+        ahead = self._ahead_for(job.python)
+        if ahead:
+            ahead.asked()
         # Every artifact is named: a local file by its directory, any other by its URL. No index, then:
         # uv would otherwise look on its default one too, for a same-named project.
         cmd = [self.binary, "pip", "install", "--python", job.python, "--no-deps", *job.index.uv_args()]

@@ -25,7 +25,7 @@ _WHERE = {
     "load": ("effective_distributions", "job_pythonpath", "load_layering"),
     "model": (
         "BASE", "INTERPRETER", "KINDS", "OTHER", "OVERLAY", "USER", "Copy", "Distribution", "Layer", "Layering",
-        "canonical_name", "classify_entries", "label_layers", "overlay_python", "resolve", "without_build_leftovers",
+        "canonical_name", "classify_entries", "label_layers", "resolve", "without_build_leftovers",
     ),
     "present": ("JSON_FORMAT", "align", "colour_enabled", "copy_json", "distribution_json", "problem_json", "pythonpath_note"),
     # Not `probe` itself: a lazily loaded package cannot keep a function named as its submodule.

@@ -67,7 +67,7 @@ def load_layering(
     if pythonpath is not None:
         pythonpath = _absolute_pythonpath(pythonpath)
         env["PYTHONPATH"] = pythonpath
-    python = str(overlay / record.bin_dir / "python")  # model.overlay_python, before model is imported
+    python = record.python(overlay)
     running = start_probe(python, env, tags)
 
     # While the interpreter starts, scan the directories that are surely on its sys.path (the overlay's

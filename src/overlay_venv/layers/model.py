@@ -203,10 +203,6 @@ def without_build_leftovers(copies: list[Copy]) -> list[Copy]:
     return [copy for copy in copies if not leftover(copy)] if sources else copies
 
 
-def overlay_python(overlay: Path, bin_dir: str) -> str:
-    return str(overlay / bin_dir / "python")
-
-
 def _place(layer: Layer) -> str:
     """``from ...``: where a copy comes from, in words."""
     words = {OVERLAY: "the overlay", INTERPRETER: "the interpreter's site-packages", USER: "the user site-packages"}

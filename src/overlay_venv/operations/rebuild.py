@@ -43,8 +43,9 @@ def populate_from_requests(
         editables = [item[3:] for item in requests if item.startswith("-e ")]
         wanted = read_requests(packages, (), editables, (), environ)
         backend = get_backend(installer)
+        record = read_record(stage)
         # As install's: what the installer can start early runs while the layers are read.
-        with backend.ahead(str(stage / read_record(stage).bin_dir / "python"), environ) as ahead:
+        with backend.ahead(record.python(stage), environ) as ahead:
             layering = load_layering(stage, environ, requirements=True)
             ahead.layers_read(layering.distributions)
             index = IndexOptions(sources.index_url, sources.extra_index_urls, sources.find_links, sources.no_index)
@@ -55,7 +56,7 @@ def populate_from_requests(
                 raise OverlayError(f"the requests do not install on this base; {overlay} is unchanged", details=lines)
             detail = pip_failure(run.outcome.held_back or run.outcome.output)
             raise OverlayError(f"the requests do not install on this base: {detail}; {overlay} is unchanged")
-        secure_scripts(stage / read_record(stage).bin_dir)
+        secure_scripts(stage / record.bin_dir)
         remember_requests(stage, requests, allow_shadow)
 
     return populate
