@@ -368,3 +368,45 @@ def test_pip_settings_in_pips_order(tmp_path):
         pip_settings.read_pip_settings({**env, "PIP_CONFIG_FILE": os.devnull}, str(tmp_path / "prefix")).sources.index_url is None
     )
     assert pip_settings.read_pip_settings({**env, "PIP_PROXY": "http://p"}, "/nonexistent").unsupported == "proxy ($PIP_PROXY)"
+
+
+def test_a_new_view_is_seeded_from_the_view_synced_last(tmp_path, monkeypatch):
+    """A new overlay's view starts as hard links to the entries of the view synced last that already
+    point where it needs (a release's distributions, mostly); the rest are made; the result is what
+    sync_view alone makes, and the sibling is left as it was."""
+    monkeypatch.setattr("overlay_venv.cachedir.cache_dir", lambda *parts: tmp_path / "views")
+    (tmp_path / "views").mkdir()
+
+    class Copy:
+        def __init__(self, name, version, where):
+            self.name, self.version, self.display_name = name, version, name
+            self.location = str(tmp_path / where / f"{name}-{version}.dist-info")
+            self.effective = self
+
+    release = [Copy(f"base{i}", "1.0", "release") for i in range(5)]
+    for overlay in ("one", "two", "three"):
+        (tmp_path / overlay / "bin").mkdir(parents=True)
+    one = uv_resolve.view_for(str(tmp_path / "one" / "bin" / "python"), [*release, Copy("pip", "24.0", "one")], None)
+    os.utime(one, (1, 1))  # synced long ago: "two" is the one to seed from
+    wanted = [*release[1:], Copy("base0", "2.0", "release"), Copy("pip", "24.0", "three")]
+    (tmp_path / "other-release").mkdir()
+    two_provided = [Copy("base1", "1.0", "other-release"), *release[2:], Copy("pip", "24.0", "two")]
+    two = uv_resolve.view_for(str(tmp_path / "two" / "bin" / "python"), two_provided, None)
+    three = uv_resolve.view_for(str(tmp_path / "three" / "bin" / "python"), wanted, None)
+
+    expected = uv_resolve.view_entries(wanted)
+    assert sorted(name for name in os.listdir(three) if not name.startswith(".")) == sorted(expected)
+    for name, (metadata, _) in expected.items():
+        assert os.readlink(three / name) == metadata
+
+    # Linked from "two" where it pointed to the same file; made where it did not (base1 of another
+    # release, pip of another overlay) or had nothing (base0 2.0).
+    def linked_from(view):
+        same = [name for name in expected if (view / name).is_symlink()]
+        return {name for name in same if os.path.samestat(os.lstat(three / name), os.lstat(view / name))}
+
+    assert linked_from(two) == {f"base{i}-1.0.egg-info" for i in range(2, 5)}
+    # Not from the older view, whose base1 1.0 was what "three" wants ("two" itself was seeded from it).
+    assert "base1-1.0.egg-info" not in linked_from(one)
+    assert os.readlink(two / "base1-1.0.egg-info") == str(tmp_path / "other-release" / "base1-1.0.dist-info" / "METADATA")
+    assert os.readlink(three / ".overlay") == str(tmp_path / "three")
