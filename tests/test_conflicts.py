@@ -11,7 +11,9 @@ benchmarks/bench_conflicts.py, times that against plain pip); here only the answ
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import make_conflict_index as index_script
@@ -161,3 +163,106 @@ def test_the_uv_installer_gets_the_same_answer(conflict_release, conflict_index,
     assert result.returncode == 0, result.stdout + result.stderr
     assert versions(conflict_release, fresh_overlay)["tool"] == (FITTING, "overlay")
     assert any(line.startswith("note: ") for line in result.stderr.splitlines())
+
+
+# The install operation with a UvBackend on a wrapper (below), printing when the pre-flight started and
+# ended (ns) and either the overlay's changes or the one-line error, as JSON on the last line.
+UV_DRIVER = """\
+import json, sys, time
+from pathlib import Path
+
+from overlay_venv.backends import IndexOptions, uv
+from overlay_venv.errors import OverlayError
+from overlay_venv.operations import install as operation
+from overlay_venv.overlay_lock import overlay_lock
+from overlay_venv.requests import read_requests
+
+wrapper, overlay, index_url, request = sys.argv[1:5]
+judged, real_preflight = [], operation.preflight
+
+def preflight(*args):
+    judged.append(time.time_ns())
+    try:
+        return real_preflight(*args)
+    finally:
+        judged.append(time.time_ns())
+
+operation.preflight = preflight
+outcome = {}
+with overlay_lock(Path(overlay), "test", wait=True):
+    try:
+        index = IndexOptions(index_url=index_url)
+        result = operation.install(Path(overlay), uv.UvBackend(wrapper), read_requests([request]), index, (), True)
+        outcome["changes"] = {change.display_name: change.after for change in result.changes}
+    except OverlayError as exc:
+        outcome["error"] = exc.message
+print(json.dumps({"preflight": judged, **outcome}))
+"""
+
+# uv itself (exec'd: a kill reaches uv), each run logged as it starts; a dry run's first -c file (the
+# holds, and the pre-flight's bounds once it has added them) is copied beside the log.
+UV_WRAPPER = """\
+#!/bin/sh
+dry=""; previous=""; holds=""
+for arg in "$@"; do
+    [ "$arg" = "--dry-run" ] && dry="dry"
+    [ "$previous" = "-c" ] && [ -z "$holds" ] && holds="$arg"
+    previous="$arg"
+done
+[ -n "$dry" ] && cp "$holds" "{log}.$$"
+echo "$$ $(date +%s%N) $1 $2 $dry" >> "{log}"
+exec "{uv}" "$@"
+"""
+
+
+@pytest.fixture
+def uv_logged(conflict_release, conflict_index, fresh_overlay, tmp_path):
+    uv = require_uv()
+    log, wrapper = tmp_path / "uv.log", tmp_path / "uv"
+    wrapper.write_text(UV_WRAPPER.format(log=log, uv=uv))
+    wrapper.chmod(0o755)
+
+    def run(request: str):
+        args = [str(wrapper), str(fresh_overlay), (conflict_index / "simple").as_uri(), request]
+        env = job_env(conflict_release, UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+        result = subprocess.run([sys.executable, "-c", UV_DRIVER, *args], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        runs = [line.split() for line in log.read_text().splitlines()]
+        dry = [(int(pid), int(when)) for pid, when, *words in runs if words[-1:] == ["dry"]]
+        dry_runs = [(pid, when, Path(f"{log}.{pid}").read_text()) for pid, when in dry]
+        installs = [int(when) for pid, when, *words in runs if words == ["pip", "install"]]
+        return json.loads(result.stdout.splitlines()[-1]), dry_runs, installs
+
+    return run
+
+
+def test_uv_resolves_while_the_pre_flight_reads_the_index(uv_logged):
+    """A request the pre-flight lets through as it is: one dry run, started before the pre-flight ended."""
+    outcome, dry_runs, installs = uv_logged(f"tool=={FITTING}")
+    assert outcome["changes"] == {"tool": FITTING}
+    ((_, started, holds),) = dry_runs
+    _, judged_end = outcome["preflight"]
+    assert started < judged_end and "corelib==1.20.0" in holds and "tool<" not in holds
+    assert len(installs) == 1 and installs[0] > judged_end
+
+
+def test_uv_resolves_again_with_the_bounds_the_pre_flight_added(uv_logged):
+    """The newest tool releases clash with the held corelib: the dry run started without the pre-flight's
+    bound is stopped and made again with it, and the install follows the second one."""
+    outcome, dry_runs, installs = uv_logged("tool")
+    assert outcome["changes"] == {"tool": FITTING}
+    (first_pid, first, first_holds), (_, second, second_holds) = dry_runs
+    _, judged_end = outcome["preflight"]
+    assert first < judged_end < second
+    assert "tool<" not in first_holds and f"tool<={FITTING}" in second_holds.replace(" ", ""), second_holds
+    assert not os.path.exists(f"/proc/{first_pid}")  # stopped and reaped
+    assert len(installs) == 1 and installs[0] > second
+
+
+def test_a_refusal_stops_uvs_dry_run_and_installs_nothing(uv_logged, fresh_overlay):
+    before = overlay_state(fresh_overlay)
+    outcome, dry_runs, installs = uv_logged(f"tool=={NEWEST}")
+    assert outcome["error"].startswith("no release that works with the base's held packages: nothing was installed")
+    ((pid, _, _),) = dry_runs
+    assert not os.path.exists(f"/proc/{pid}") and installs == []
+    assert overlay_state(fresh_overlay) == before

@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -78,6 +78,14 @@ class IndexOptions(Sources):
         return super().pip_args() + ["--prerelease", "allow"] * self.pre
 
 
+class Refused(Exception):
+    """Raised by :attr:`Job.preflight` when it refused the requests: the installer must not install."""
+
+
+def _nothing_to_judge() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Job:
     """Everything an installer needs to act on one overlay."""
@@ -93,6 +101,11 @@ class Job:
     # that cannot look through PYTHONPATH itself (uv); None when the caller did not read the layers.
     provided: Optional[Sequence[Any]] = None
     requested: frozenset = frozenset()  # canonical names the user asked for (pip marks them REQUESTED)
+    # The caller's judgement of the requests (install's pre-flight), to be called once before any
+    # resolution counts: True when it added lines to ``constraints`` (a resolution already made is
+    # made again), Refused when nothing may be installed. A resolver that writes nothing (uv's dry run)
+    # calls it while it runs, so the pre-flight reading the index costs no time of its own.
+    preflight: Callable[[], bool] = _nothing_to_judge
 
 
 class Ahead:
@@ -122,7 +135,8 @@ class Backend:
 
     def install(self, job: Job) -> Outcome:
         """Install ``job.requirement_args`` with the base held by ``job.constraints``; never raises for
-        a failed resolution (the caller explains it from the :class:`Outcome`)."""
+        a failed resolution (the caller explains it from the :class:`Outcome`). Calls
+        ``job.preflight()`` once, before the resolution it installs from (and lets its Refused pass)."""
         raise NotImplementedError
 
     def install_locked(self, python: str, environ: Mapping[str, str], requirements: Path, files: Path) -> None:
@@ -225,28 +239,57 @@ def run_streaming(cmd: Sequence[str], environ: Mapping[str, str], quiet: bool, h
     return Outcome(returncode, "".join(shown + held), "".join(held))
 
 
-def run_collected(cmd: Sequence[str], environ: Mapping[str, str], cwd: Optional[Path] = None, guard: bool = True) -> Outcome:
-    """Run an installer command with its output kept and nothing shown (stdout, then stderr). Guarded
-    like :func:`run_streaming`: killed with us, holding our lock. ``guard=False`` for a command that
-    changes no overlay (a dry run): the guard is an interpreter start, ~10 ms, for nothing there."""
+class Running:
+    """An installer command started with its output kept (:func:`start_collected`), not waited for yet."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+
+    def result(self) -> Outcome:
+        """Wait for it: its exit status, stdout then stderr. Stopped first if the wait is interrupted."""
+        try:
+            stdout, stderr = self.process.communicate()
+        except BaseException:
+            self.stop()
+            raise
+        return Outcome(self.process.returncode, stdout + stderr)
+
+    def stop(self) -> None:
+        """Kill it (if it still runs) and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+def start_collected(cmd: Sequence[str], environ: Mapping[str, str], cwd: Optional[Path] = None, guard: bool = True) -> Running:
+    """Start an installer command with its output kept and nothing shown, to wait for later
+    (:meth:`Running.result`). Guarded like :func:`run_streaming`: killed with us, holding our lock.
+    ``guard=False`` for a command that changes no overlay (a dry run): the guard is an interpreter
+    start, ~10 ms, for nothing there."""
     from ..overlay_lock import guarded, inherited_fds
 
     if shutil.which(cmd[0]) is None:
         raise OverlayError(f"cannot run {cmd[0]}: it is missing or not executable")
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             guarded(list(cmd)) if guard else list(cmd),
             pass_fds=inherited_fds() if guard else (),
             env=dict(environ),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             errors="replace",
         )
     except OSError as exc:
         raise OverlayError(f"cannot run {cmd[0]}: {exc}") from None
-    return Outcome(result.returncode, result.stdout + result.stderr)
+    return Running(process)
+
+
+def run_collected(cmd: Sequence[str], environ: Mapping[str, str], cwd: Optional[Path] = None, guard: bool = True) -> Outcome:
+    """Run an installer command with its output kept and nothing shown (:func:`start_collected`)."""
+    return start_collected(cmd, environ, cwd, guard).result()
 
 
 def run_captured(cmd: Sequence[str], environ: Mapping[str, str], what: str, cwd: Optional[Path] = None, failure=None) -> str:
@@ -293,6 +336,8 @@ __all__ = [
     "IndexOptions",
     "Job",
     "Outcome",
+    "Refused",
+    "Running",
     "chosen_backend",
     "get_backend",
     "installer_name",
@@ -300,4 +345,5 @@ __all__ = [
     "run_collected",
     "run_in_background",
     "run_streaming",
+    "start_collected",
 ]

@@ -27,7 +27,7 @@ from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 
 from ..errors import OverlayError
-from . import UV, Ahead, Backend, Job, Outcome, run_captured, run_collected, run_in_background, run_streaming
+from . import UV, Ahead, Backend, Job, Outcome, run_captured, run_collected, run_in_background, run_streaming, start_collected
 
 ASKING_SECONDS = 10.0  # the longest a uv run waits for the interpreter query started ahead (~70 ms)
 
@@ -161,8 +161,7 @@ class UvBackend(Backend):
         # pip's only-if-needed: --upgrade moves the named packages, their dependencies only when needed.
         for name in sorted(job.requested) if job.index.upgrade else ():
             cmd += ["--upgrade-package", name]
-        # Unguarded: a dry run writes to no overlay (only to uv's cache): outliving us harms nothing.
-        resolved = run_collected([*cmd, *sources, *job.requirement_args], environ, guard=False)
+        resolved = self._resolve_judged([*cmd, *sources, *job.requirement_args], environ, job)
         if not resolved.ok:
             if NO_SOLUTION in resolved.output:
                 held = failure_block(resolved.output)
@@ -184,7 +183,25 @@ class UvBackend(Backend):
         installed.tool = UV
         return installed
 
+    @staticmethod
+    def _resolve_judged(cmd: Sequence[str], environ: Mapping[str, str], job: Job) -> Outcome:
+        """uv's dry run ``cmd``, with the caller's pre-flight run while it runs (uv works on the other
+        core, the pre-flight mostly imports and reads the index); made again if the pre-flight added
+        constraints, as the first one did not have them. Unguarded: a dry run writes to no overlay
+        (only to uv's cache), so outliving us harms nothing."""
+        running = start_collected(cmd, environ, guard=False)
+        try:
+            tightened = job.preflight()
+        except BaseException:  # Refused, Ctrl-C: that dry run's answer is no longer wanted
+            running.stop()
+            raise
+        if not tightened:
+            return running.result()
+        running.stop()
+        return run_collected(cmd, environ, guard=False)
+
     def _install_pip_resolved(self, job: Job) -> Outcome:
+        job.preflight()  # pip's resolution has to have the pre-flight's constraints from the start
         report_file = job.workdir / "report.json"
         resolved = run_streaming(self.pip_command(job, "--dry-run", "--report", str(report_file)), job.environ, job.quiet)
         if not resolved.ok:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import private_tmp
-from ..backends import Backend, IndexOptions, Job, Outcome, run_in_background
+from ..backends import Backend, IndexOptions, Job, Outcome, Refused, run_in_background
 from ..errors import OverlayError
 
 
@@ -148,8 +148,9 @@ def run_guarded(
     layering, requests, allow_shadow: Sequence[str], index: IndexOptions, backend: Backend, quiet: bool, ask_tags: bool = False
 ) -> Guarded:
     """Hold every base distribution others depend on (except the named and ``allow_shadow``) and run
-    ``backend`` on ``requests`` in the overlay ``layering`` describes (``ask_tags``: see :func:`preflight`)."""
-    from ..holds import constraints_text, derive_holds, preflight_note
+    ``backend`` on ``requests`` in the overlay ``layering`` describes (``ask_tags``: see :func:`preflight`).
+    The pre-flight runs when the backend calls ``Job.preflight``: before pip, during uv's dry run."""
+    from ..holds import constraints_text, derive_holds
 
     warnings: list[str] = []
     holds = derive_holds(
@@ -159,22 +160,52 @@ def run_guarded(
         allowed=allow_shadow,
         warnings=warnings,
     )
-    verdicts = preflight(layering, requests, holds, index, ask_tags)
-    notes = [note for note in (preflight_note(verdict, holds) for verdict in verdicts) if note]
-    if any(verdict.refused for verdict in verdicts):
-        return Guarded(layering, requests, holds, Outcome(1, ""), warnings, verdicts, notes)
-    # The releases the pre-flight ruled out stay out of pip's way: `tool<=0.8.0` beside the holds.
-    bounds = [constraint for constraint in (verdict.constraint() for verdict in verdicts) if constraint]
     with private_tmp("install") as workdir:
         constraints = workdir / "base-holds.txt"
-        constraints.write_text(constraints_text(holds) + "".join(f"{line}\n" for line in bounds), encoding="utf-8")
+        constraints.write_text(constraints_text(holds), encoding="utf-8")
+        judged = _Preflight(layering, requests, holds, index, ask_tags, constraints)
         # pip's own temporary directories go into ours, which is removed however we end.
         environ = {**layering.environ, "TMPDIR": str(workdir)}
         # Every layer's distributions too, for an installer that cannot see past the overlay itself (uv).
         provided, requested = layering.distributions, frozenset(requests.names)
-        job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet, provided, requested)
-        outcome = backend.install(job)
-    return Guarded(layering, requests, holds, outcome, warnings, verdicts, notes)
+        job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet, provided, requested, judged)
+        try:
+            outcome = backend.install(job)
+        except Refused:
+            outcome = Outcome(1, "")
+        if not judged.ran:  # every Backend.install calls it: a backend that did not installed unjudged
+            raise RuntimeError(f"the {backend.name} backend installed without running the pre-flight")
+    return Guarded(layering, requests, holds, outcome, warnings, judged.verdicts, judged.notes)
+
+
+class _Preflight:
+    """``Job.preflight`` for :func:`run_guarded`: the pre-flight, once; the releases it rules out stay
+    out of the resolver's way (``tool<=0.8.0`` added to the constraints beside the holds)."""
+
+    def __init__(self, layering, requests, holds, index: IndexOptions, ask_tags: bool, constraints: Path) -> None:
+        self.arguments = (layering, requests, holds, index, ask_tags)
+        self.constraints = constraints
+        self.ran = False
+        self.verdicts: list = []
+        self.notes: list[str] = []
+
+    def __call__(self) -> bool:
+        from ..holds import preflight_note
+
+        if self.ran:
+            return False
+        self.ran = True
+        holds = self.arguments[2]
+        self.verdicts = preflight(*self.arguments)
+        self.notes = [note for note in (preflight_note(verdict, holds) for verdict in self.verdicts) if note]
+        if any(verdict.refused for verdict in self.verdicts):
+            raise Refused()
+        bounds = [constraint for constraint in (verdict.constraint() for verdict in self.verdicts) if constraint]
+        if not bounds:
+            return False
+        with self.constraints.open("a", encoding="utf-8") as file:
+            file.write("".join(f"{line}\n" for line in bounds))
+        return True
 
 
 def failure_details(run: Guarded, command: str = "overlay-venv install", fallback: bool = True) -> list[str]:
