@@ -12,9 +12,13 @@ differ only in how they turn that into installed files, which is all :class:`Bac
 
 - :class:`~overlay_venv.backends.pip.PipBackend` runs ``pip install -c CONSTRAINTS ...`` once. pip's
   resolver finishes before pip changes anything, so an impossible resolution leaves the overlay as it was.
-- :class:`~overlay_venv.backends.uv.UvBackend` resolves with ``pip install --dry-run --report`` (uv cannot
-  see packages reached through PYTHONPATH, so it would copy the whole base into the overlay) and hands uv
-  the exact resolved set with ``--no-deps``.
+- :class:`~overlay_venv.backends.uv.UvBackend` resolves with uv's dry run against a view of every layer
+  (uv cannot see packages reached through PYTHONPATH, so it would copy the whole base into the overlay),
+  or with ``pip install --dry-run --report`` where uv cannot decide as pip would, and installs exactly
+  the resolved set with ``--no-deps``.
+
+Both call ``Job.preflight`` (the caller's look at the index, which may add constraints) before the
+resolution they install from: pip before its one run, uv while its dry run runs.
 
 :func:`run_streaming` runs either tool with its output shown as progress, except the block pip prints
 when resolution fails: ``install`` replaces that with its own explanation, or shows it when it has none.
@@ -129,7 +133,7 @@ class Backend:
 
     def ahead(self, python: str, environ: Mapping[str, str]) -> Ahead:
         """What this installer can start before an install into the overlay of ``python`` (in the job
-        environment ``environ``), to run while the caller reads the layers and looks at the index; a
+        environment ``environ``), to run while the caller reads the layers and takes its snapshot; a
         context, whose end stops or waits for whatever still runs. Nothing by default."""
         return Ahead()
 

@@ -5,7 +5,8 @@ the overlay on its own it would install every dependency into the overlay, the r
 uv resolves against a view of the layers (:mod:`.uv_resolve`, a dry run), with the holds as
 constraints and pip's configuration carried over (:mod:`.pip_settings`), and installs exactly the
 planned distributions into the overlay with ``--no-deps``: the same set pip would install, in two uv
-runs of a few milliseconds each.
+runs of a few milliseconds each. The install's pre-flight (``Job.preflight``) runs while the dry run
+does, which writes nothing; a dry run made before the pre-flight added bounds is made again.
 
 pip resolves instead (``pip install --dry-run --report``; uv then installs pip's exact set) where uv
 cannot decide as pip would, and says why in one line: a pip setting with no uv counterpart, a version
@@ -287,7 +288,7 @@ class UvAhead(Ahead):
       started at once, on another core, leaves the dry run nothing to ask. It writes only to uv's cache.
     - the view of the layers (:func:`.uv_resolve.view_for`: a link a distribution, all of them for an
       overlay's first install) is brought up to date in a thread once the layers are read, while the
-      snapshot is taken and the pre-flight reads the index.
+      snapshot is taken; a new overlay's view starts as links to the entries of the view synced last.
     """
 
     def __init__(self, backend: UvBackend, python: str, environ: Mapping[str, str]) -> None:

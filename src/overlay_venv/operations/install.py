@@ -254,7 +254,7 @@ def install(
 
     record = read_record(overlay)
     # The installer starts what it would wait for first (uv: asking a new overlay's interpreter, its
-    # view of the layers), to run while the layers are read, the snapshot taken, the index looked at.
+    # view of the layers), to run while the layers are read and the snapshot taken.
     with backend.ahead(record.python(overlay), os.environ) as ahead:
         # No wheel tags: the pre-flight asks for them only if it meets a wheel they decide (tags_needed).
         layering = load_layering(overlay, requirements=True)
