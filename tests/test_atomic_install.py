@@ -347,8 +347,9 @@ def test_ctrl_c_rolls_back_with_a_true_message(release39, wheels, tmp_path):
     new_files = site_of(overlay) / f"{PACKAGE}-2.0.dist-info"
     # As a terminal does: SIGINT to the whole foreground process group, once pip is writing (it has
     # moved the old copy away). Not after a fixed wait: on a fast machine pip may be done by then.
-    # A test process starved on a loaded machine may see the change only after the install ended:
-    # nothing was interrupted then, and the 1.0 it replaced is put back for another try.
+    # A test process starved on a loaded machine may signal only once the install has ended (or is
+    # past the point where Python can still raise: its exit): nothing was interrupted then, and the
+    # exit status and the whole 2.0 say so truly. The 1.0 it replaced is put back for another try.
     for _attempt in range(5):
         old = _package_inode(overlay)
         process = subprocess.Popen(
@@ -359,12 +360,13 @@ def test_ctrl_c_rolls_back_with_a_true_message(release39, wheels, tmp_path):
             time.sleep(0.002)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
+        _out, err = process.communicate()
+        if process.returncode != 0 or err.strip():
             break
-        process.communicate()
+        assert listed_version(overlay) == "2.0" and whole(overlay, release39) == [], "exit status 0 but not installed"
         subprocess.run(install_cmd(overlay, wheels, "1.0"), env=release39.env(), check=True, capture_output=True)
     else:
         pytest.fail("each install ended before the test could interrupt it")
-    _out, err = process.communicate()
     assert err.strip(), f"no message at all; exit status {process.returncode}"
     last = err.strip().splitlines()[-1]
     assert process.returncode != 0, err
