@@ -177,8 +177,23 @@ from overlay_venv.operations import install as operation
 from overlay_venv.overlay_lock import overlay_lock
 from overlay_venv.requests import read_requests
 
+from overlay_venv.backends.pip import PipBackend
+
 wrapper, overlay, index_url, request = sys.argv[1:5]
-judged, real_preflight = [], operation.preflight
+judged, real_preflight, seen = [], operation.preflight, []
+
+
+class Plain(PipBackend):  # a plugged-in installer that leaves the pre-flight to the caller
+    def install(self, job):
+        seen.append(job.constraints.read_text())
+        return super().install(job)
+
+
+class Claims(PipBackend):  # one that says it judges while resolving, and does not
+    judges_while_resolving = True
+
+
+backend = {"plain": Plain, "claims": Claims}.get(wrapper, lambda: uv.UvBackend(wrapper))()
 
 def preflight(*args):
     judged.append(time.time_ns())
@@ -192,11 +207,13 @@ outcome = {}
 with overlay_lock(Path(overlay), "test", wait=True):
     try:
         index = IndexOptions(index_url=index_url)
-        result = operation.install(Path(overlay), uv.UvBackend(wrapper), read_requests([request]), index, (), True)
+        result = operation.install(Path(overlay), backend, read_requests([request]), index, (), True)
         outcome["changes"] = {change.display_name: change.after for change in result.changes}
     except OverlayError as exc:
         outcome["error"] = exc.message
-print(json.dumps({"preflight": judged, **outcome}))
+    except RuntimeError as exc:
+        outcome["bug"] = str(exc)
+print(json.dumps({"preflight": judged, "seen": seen, **outcome}))
 """
 
 # uv itself (exec'd: a kill reaches uv), each run logged as it starts; a dry run's first -c file (the
@@ -266,3 +283,24 @@ def test_a_refusal_stops_uvs_dry_run_and_installs_nothing(uv_logged, fresh_overl
     ((pid, _, _),) = dry_runs
     assert not os.path.exists(f"/proc/{pid}") and installs == []
     assert overlay_state(fresh_overlay) == before
+
+
+def test_an_installer_that_does_not_judge_gets_the_bounds_before_it_runs(conflict_release, conflict_index, fresh_overlay):
+    """The Backend contract for plugged-in installers: one that leaves the pre-flight to the caller is
+    given constraints that already hold its bound; one that says it judges and does not is a bug,
+    said so, and the install is rolled back."""
+    env = job_env(conflict_release)
+    args = [str(fresh_overlay), (conflict_index / "simple").as_uri(), "tool"]
+    result = subprocess.run([sys.executable, "-c", UV_DRIVER, "plain", *args], env=env, capture_output=True, text=True)
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["changes"] == {"tool": FITTING}, result.stderr
+    (constraints,) = outcome["seen"]
+    assert "corelib==1.20.0" in constraints and f"tool<={FITTING}" in constraints.replace(" ", "")
+
+    other = make_overlay(conflict_release, fresh_overlay.parent / "other", install=())
+    args[0] = str(other)
+    result = subprocess.run([sys.executable, "-c", UV_DRIVER, "claims", *args], env=env, capture_output=True, text=True)
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["bug"] == "the pip backend installed without running the pre-flight", result.stderr
+    assert "tool" not in versions(conflict_release, other)  # rolled back
+    assert not (other / ".overlay-venv-txn").exists()

@@ -4,8 +4,11 @@ every command that installs (install, sync, create --from, rebuild) uses the one
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import textwrap
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -173,3 +176,21 @@ def test_tags_matter_only_for_a_wheel_that_is_not_pure_or_a_version_with_two_whe
     assert tags_needed([wheel("1.0", "cp39-cp39-manylinux_2_17_x86_64")], python)
     assert tags_needed([wheel("1.0", "py2-none-any")], python)  # not this interpreter's: tags say no
     assert tags_needed([wheel("1.0", "py3-none-any"), wheel("1.0", f"py{major}{minor}-none-any")], python)  # ranked
+
+
+def test_stopping_a_run_does_not_wait_for_a_child_holding_its_output(tmp_path):
+    """Running.stop kills the run and reaps it without reading its output to the end, which a child
+    it started (and that outlives it) would hold open."""
+    pid_file = tmp_path / "child"
+    running = backends.start_collected(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], {"PATH": os.environ["PATH"]})
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        time.sleep(0.01)
+    child = int(pid_file.read_text())
+    try:
+        started = time.monotonic()
+        running.stop()
+        assert time.monotonic() - started < 30  # reading to the end would take the child's 60 s
+        assert running.process.returncode == -signal.SIGKILL
+        assert os.path.exists(f"/proc/{child}")  # the child still held the pipes all along
+    finally:
+        os.kill(child, signal.SIGKILL)

@@ -370,8 +370,8 @@ def test_pip_settings_in_pips_order(tmp_path):
     assert pip_settings.read_pip_settings({**env, "PIP_PROXY": "http://p"}, "/nonexistent").unsupported == "proxy ($PIP_PROXY)"
 
 
-def test_a_new_view_is_seeded_from_the_view_synced_last(tmp_path, monkeypatch):
-    """A new overlay's view starts as hard links to the entries of the view synced last that already
+def test_a_new_view_is_seeded_from_the_view_changed_last(tmp_path, monkeypatch):
+    """A new overlay's view starts as hard links to the entries of the view changed last that already
     point where it needs (a release's distributions, mostly); the rest are made; the result is what
     sync_view alone makes, and the sibling is left as it was."""
     monkeypatch.setattr("overlay_venv.cachedir.cache_dir", lambda *parts: tmp_path / "views")

@@ -105,10 +105,10 @@ class Job:
     # that cannot look through PYTHONPATH itself (uv); None when the caller did not read the layers.
     provided: Optional[Sequence[Any]] = None
     requested: frozenset = frozenset()  # canonical names the user asked for (pip marks them REQUESTED)
-    # The caller's judgement of the requests (install's pre-flight), to be called once before any
-    # resolution counts: True when it added lines to ``constraints`` (a resolution already made is
-    # made again), Refused when nothing may be installed. A resolver that writes nothing (uv's dry run)
-    # calls it while it runs, so the pre-flight reading the index costs no time of its own.
+    # The caller's judgement of the requests (install's pre-flight), before the resolution installed
+    # from: True when it added lines to ``constraints`` (a resolution made without them is made again),
+    # Refused when nothing may be installed. Later calls do nothing and return False. The caller makes
+    # the first call, unless the backend ``judges_while_resolving``.
     preflight: Callable[[], bool] = _nothing_to_judge
 
 
@@ -130,6 +130,10 @@ class Backend:
     """An installer. Subclasses implement the three operations; :meth:`pip_command` is shared."""
 
     name = ""
+    # True: install() calls Job.preflight itself, when it chooses, before the resolution it installs
+    # from (uv: while its dry run, which writes nothing, runs; the index is read meanwhile). False:
+    # the caller calls it before install().
+    judges_while_resolving = False
 
     def ahead(self, python: str, environ: Mapping[str, str]) -> Ahead:
         """What this installer can start before an install into the overlay of ``python`` (in the job
@@ -139,8 +143,9 @@ class Backend:
 
     def install(self, job: Job) -> Outcome:
         """Install ``job.requirement_args`` with the base held by ``job.constraints``; never raises for
-        a failed resolution (the caller explains it from the :class:`Outcome`). Calls
-        ``job.preflight()`` once, before the resolution it installs from (and lets its Refused pass)."""
+        a failed resolution (the caller explains it from the :class:`Outcome`). With
+        ``judges_while_resolving``, calls ``job.preflight()`` before the resolution it installs from,
+        and lets its Refused pass."""
         raise NotImplementedError
 
     def install_locked(self, python: str, environ: Mapping[str, str], requirements: Path, files: Path) -> None:
@@ -259,10 +264,14 @@ class Running:
         return Outcome(self.process.returncode, stdout + stderr)
 
     def stop(self) -> None:
-        """Kill it (if it still runs) and reap it."""
+        """Kill it (if it still runs) and reap it. Its output is thrown away unread: a child of its own
+        that still holds the pipes must not keep us waiting for their end."""
         if self.process.poll() is None:
             self.process.kill()
-        self.process.communicate()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+        self.process.wait()
 
 
 def start_collected(cmd: Sequence[str], environ: Mapping[str, str], cwd: Optional[Path] = None, guard: bool = True) -> Running:

@@ -40,7 +40,6 @@ class PipBackend(Backend):
     name = PIP
 
     def install(self, job: Job) -> Outcome:
-        job.preflight()  # pip resolves and installs in one run: its constraints must be complete first
         return run_streaming(self.pip_command(job), job.environ, job.quiet)
 
     def install_locked(self, python: str, environ: Mapping[str, str], requirements: Path, files: Path) -> None:

@@ -6,7 +6,7 @@ uv resolves against a view of the layers (:mod:`.uv_resolve`, a dry run), with t
 constraints and pip's configuration carried over (:mod:`.pip_settings`), and installs exactly the
 planned distributions into the overlay with ``--no-deps``: the same set pip would install, in two uv
 runs of a few milliseconds each. The install's pre-flight (``Job.preflight``) runs while the dry run
-does, which writes nothing; a dry run made before the pre-flight added bounds is made again.
+does, which writes nothing; when it adds bounds, that dry run is stopped and made again with them.
 
 pip resolves instead (``pip install --dry-run --report``; uv then installs pip's exact set) where uv
 cannot decide as pip would, and says why in one line: a pip setting with no uv counterpart, a version
@@ -97,6 +97,7 @@ def uv_requirements(report: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 class UvBackend(Backend):
     name = UV
+    judges_while_resolving = True
 
     def __init__(self, binary: Optional[str] = None) -> None:
         binary = binary or find_uv()
@@ -124,6 +125,7 @@ class UvBackend(Backend):
             return self._install_pip_resolved(job)
         if hash_checked(job.requirement_args):
             # uv would get the resolved pins without their hashes: the checking stays with pip.
+            job.preflight()
             if not job.quiet:
                 from ..messages import warn
 
@@ -136,6 +138,7 @@ class UvBackend(Backend):
         return self._fallback(job, reason) if reason else self._install_uv_resolved(job, settings)
 
     def _fallback(self, job: Job, reason: str) -> Outcome:
+        job.preflight()  # a refusal says more than why pip resolves (done already after a dry run)
         if not job.quiet:
             from ..messages import warn
 
@@ -288,7 +291,7 @@ class UvAhead(Ahead):
       started at once, on another core, leaves the dry run nothing to ask. It writes only to uv's cache.
     - the view of the layers (:func:`.uv_resolve.view_for`: a link a distribution, all of them for an
       overlay's first install) is brought up to date in a thread once the layers are read, while the
-      snapshot is taken; a new overlay's view starts as links to the entries of the view synced last.
+      snapshot is taken; a new overlay's view starts as links to the entries of the view changed last.
     """
 
     def __init__(self, backend: UvBackend, python: str, environ: Mapping[str, str]) -> None:

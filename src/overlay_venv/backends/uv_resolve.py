@@ -164,15 +164,20 @@ def view_for(python: str, provided: Sequence[Any], workdir: Optional[Path]) -> O
         sync_view(provided, view)
         return view
     view = root / sha256(overlay.encode()).hexdigest()[:20]
-    newest: tuple[float, Optional[str]] = (0.0, None)  # the view synced last: a new one is seeded from it
+    newest: tuple[float, Optional[str]] = (0.0, None)  # the view whose entries changed last: a new one is seeded from it
     with os.scandir(root) as views:
         for entry in views:
             if not entry.is_dir(follow_symlinks=False) or entry.name == view.name:
                 continue
             if not os.path.exists(os.path.join(entry.path, ".overlay")):
                 remove_tree(entry.path)
-            elif entry.stat(follow_symlinks=False).st_mtime > newest[0]:
-                newest = (entry.stat(follow_symlinks=False).st_mtime, entry.path)
+                continue
+            try:
+                changed = entry.stat(follow_symlinks=False).st_mtime
+            except OSError:  # pruned by another install meanwhile
+                continue
+            if changed > newest[0]:
+                newest = (changed, entry.path)
     try:
         view.mkdir()
         sibling = newest[1]

@@ -32,7 +32,7 @@ class Guarded:
 
     @property
     def refused(self) -> bool:
-        """The pre-flight refused: the installer never ran."""
+        """The pre-flight refused: nothing was installed (uv's dry run may have started, and was stopped)."""
         return any(verdict.refused for verdict in self.verdicts)
 
 
@@ -149,7 +149,7 @@ def run_guarded(
 ) -> Guarded:
     """Hold every base distribution others depend on (except the named and ``allow_shadow``) and run
     ``backend`` on ``requests`` in the overlay ``layering`` describes (``ask_tags``: see :func:`preflight`).
-    The pre-flight runs when the backend calls ``Job.preflight``: before pip, during uv's dry run."""
+    The pre-flight runs before the installer, or during uv's dry run (``Backend.judges_while_resolving``)."""
     from ..holds import constraints_text, derive_holds
 
     warnings: list[str] = []
@@ -170,10 +170,12 @@ def run_guarded(
         provided, requested = layering.distributions, frozenset(requests.names)
         job = Job(layering.python, environ, index, requests.pip_args, constraints, workdir, quiet, provided, requested, judged)
         try:
+            if not backend.judges_while_resolving:
+                judged()
             outcome = backend.install(job)
         except Refused:
             outcome = Outcome(1, "")
-        if not judged.ran:  # every Backend.install calls it: a backend that did not installed unjudged
+        if not judged.ran:  # a backend that says it judges while resolving, and did not
             raise RuntimeError(f"the {backend.name} backend installed without running the pre-flight")
     return Guarded(layering, requests, holds, outcome, warnings, judged.verdicts, judged.notes)
 
