@@ -181,8 +181,16 @@ def serve(directory: Path, latency: float = 0.0):
             self.end_headers()
             self.wfile.write(data[start:end])
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            # A client that goes away mid-reply (a dry run stopped once the pre-flight added its bound)
+            # is what clients do; anything else is reported as the standard library does.
+            if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+                super().handle_error(request, client_address)
+
+    server = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
