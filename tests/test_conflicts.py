@@ -165,19 +165,19 @@ def test_the_uv_installer_gets_the_same_answer(conflict_release, conflict_index,
     assert any(line.startswith("note: ") for line in result.stderr.splitlines())
 
 
-# The install operation with a UvBackend on a wrapper (below), printing when the pre-flight started and
-# ended (ns) and either the overlay's changes or the one-line error, as JSON on the last line.
+# The install operation with a backend: a UvBackend on a wrapper (below), or a plugged-in one ("plain",
+# "claims"). Prints when the pre-flight started and ended (ns), the constraints "plain" was given, and
+# the overlay's changes, the one-line error or the bug reported, as JSON on the last line.
 UV_DRIVER = """\
 import json, sys, time
 from pathlib import Path
 
 from overlay_venv.backends import IndexOptions, uv
+from overlay_venv.backends.pip import PipBackend
 from overlay_venv.errors import OverlayError
 from overlay_venv.operations import install as operation
 from overlay_venv.overlay_lock import overlay_lock
 from overlay_venv.requests import read_requests
-
-from overlay_venv.backends.pip import PipBackend
 
 wrapper, overlay, index_url, request = sys.argv[1:5]
 judged, real_preflight, seen = [], operation.preflight, []
@@ -232,6 +232,14 @@ exec "{uv}" "$@"
 """
 
 
+def drive(backend: str, overlay: Path, conflict_index: Path, request: str, env: dict) -> dict:
+    """UV_DRIVER's outcome for one install."""
+    args = [backend, str(overlay), (conflict_index / "simple").as_uri(), request]
+    result = subprocess.run([sys.executable, "-c", UV_DRIVER, *args], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 @pytest.fixture
 def uv_logged(conflict_release, conflict_index, fresh_overlay, tmp_path):
     uv = require_uv()
@@ -240,15 +248,13 @@ def uv_logged(conflict_release, conflict_index, fresh_overlay, tmp_path):
     wrapper.chmod(0o755)
 
     def run(request: str):
-        args = [str(wrapper), str(fresh_overlay), (conflict_index / "simple").as_uri(), request]
         env = job_env(conflict_release, UV_CACHE_DIR=str(tmp_path / "uv-cache"))
-        result = subprocess.run([sys.executable, "-c", UV_DRIVER, *args], env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
+        outcome = drive(str(wrapper), fresh_overlay, conflict_index, request, env)
         runs = [line.split() for line in log.read_text().splitlines()]
         dry = [(int(pid), int(when)) for pid, when, *words in runs if words[-1:] == ["dry"]]
         dry_runs = [(pid, when, Path(f"{log}.{pid}").read_text()) for pid, when in dry]
         installs = [int(when) for pid, when, *words in runs if words == ["pip", "install"]]
-        return json.loads(result.stdout.splitlines()[-1]), dry_runs, installs
+        return outcome, dry_runs, installs
 
     return run
 
@@ -290,17 +296,13 @@ def test_an_installer_that_does_not_judge_gets_the_bounds_before_it_runs(conflic
     given constraints that already hold its bound; one that says it judges and does not is a bug,
     said so, and the install is rolled back."""
     env = job_env(conflict_release)
-    args = [str(fresh_overlay), (conflict_index / "simple").as_uri(), "tool"]
-    result = subprocess.run([sys.executable, "-c", UV_DRIVER, "plain", *args], env=env, capture_output=True, text=True)
-    outcome = json.loads(result.stdout.splitlines()[-1])
-    assert outcome["changes"] == {"tool": FITTING}, result.stderr
+    outcome = drive("plain", fresh_overlay, conflict_index, "tool", env)
+    assert outcome["changes"] == {"tool": FITTING}, outcome
     (constraints,) = outcome["seen"]
     assert "corelib==1.20.0" in constraints and f"tool<={FITTING}" in constraints.replace(" ", "")
 
     other = make_overlay(conflict_release, fresh_overlay.parent / "other", install=())
-    args[0] = str(other)
-    result = subprocess.run([sys.executable, "-c", UV_DRIVER, "claims", *args], env=env, capture_output=True, text=True)
-    outcome = json.loads(result.stdout.splitlines()[-1])
-    assert outcome["bug"] == "the pip backend installed without running the pre-flight", result.stderr
+    outcome = drive("claims", other, conflict_index, "tool", env)
+    assert outcome["bug"] == "the pip backend installed without running the pre-flight", outcome
     assert "tool" not in versions(conflict_release, other)  # rolled back
     assert not (other / ".overlay-venv-txn").exists()

@@ -17,8 +17,9 @@ differ only in how they turn that into installed files, which is all :class:`Bac
   or with ``pip install --dry-run --report`` where uv cannot decide as pip would, and installs exactly
   the resolved set with ``--no-deps``.
 
-Both call ``Job.preflight`` (the caller's look at the index, which may add constraints) before the
-resolution they install from: pip before its one run, uv while its dry run runs.
+``Job.preflight`` (the caller's look at the index, which may add constraints) runs before the
+resolution installed from: for pip the caller runs it first, uv runs it while its dry run runs
+(:attr:`Backend.judges_while_resolving`).
 
 :func:`run_streaming` runs either tool with its output shown as progress, except the block pip prints
 when resolution fails: ``install`` replaces that with its own explanation, or shows it when it has none.

@@ -185,7 +185,7 @@ class _Preflight:
     out of the resolver's way (``tool<=0.8.0`` added to the constraints beside the holds)."""
 
     def __init__(self, layering, requests, holds, index: IndexOptions, ask_tags: bool, constraints: Path) -> None:
-        self.arguments = (layering, requests, holds, index, ask_tags)
+        self.layering, self.requests, self.holds, self.index, self.ask_tags = layering, requests, holds, index, ask_tags
         self.constraints = constraints
         self.ran = False
         self.verdicts: list = []
@@ -197,9 +197,8 @@ class _Preflight:
         if self.ran:
             return False
         self.ran = True
-        holds = self.arguments[2]
-        self.verdicts = preflight(*self.arguments)
-        self.notes = [note for note in (preflight_note(verdict, holds) for verdict in self.verdicts) if note]
+        self.verdicts = preflight(self.layering, self.requests, self.holds, self.index, self.ask_tags)
+        self.notes = [note for note in (preflight_note(verdict, self.holds) for verdict in self.verdicts) if note]
         if any(verdict.refused for verdict in self.verdicts):
             raise Refused()
         bounds = [constraint for constraint in (verdict.constraint() for verdict in self.verdicts) if constraint]
